@@ -1,0 +1,51 @@
+"""FastAPI + ONNX Runtime serving backend for mlgen.
+
+Written exactly as a third-party plugin is: it is named by an entry point in the
+``mlgen`` group and uses only the public ``mlgen`` API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mlgen
+
+MLGEN_PLUGIN_API = 1
+
+HTTP_PORT = 8080
+
+BACKEND = mlgen.Backend(
+    name="fastapi",
+    description="FastAPI + ONNX Runtime: a Python service for a scikit-learn model exported to ONNX",
+    export_format="onnx",
+    templates_package=__name__,
+    templates_dir="files",
+    container=mlgen.ContainerSpec(
+        base_image="python:{python_version}-slim",
+        command=("uvicorn", "{package_name}.serving.app:app", "--host", "0.0.0.0",
+                 "--port", str(HTTP_PORT)),
+        ports=(mlgen.Port("http", HTTP_PORT),),
+        readiness=mlgen.Probe("/ready", "http", initial_delay_seconds=2, period_seconds=5),
+        liveness=mlgen.Probe("/health", "http", initial_delay_seconds=5, period_seconds=10),
+        resources=mlgen.Resources(cpu_request="250m", memory_request="256Mi",
+                                  cpu_limit="1", memory_limit="512Mi"),
+        metrics_port="http",
+    ),
+    smoke_test=("python", "-m", "{package_name}.serving.smoke"),
+    dependencies=(
+        "skl2onnx>=1.17",
+        "onnx>=1.16",
+        "onnxruntime>=1.18",
+        "fastapi>=0.115",
+        "uvicorn>=0.30",
+        "prometheus-client>=0.20",
+        "pydantic>=2.7",
+    ),
+    dev_dependencies=("httpx>=0.27",),
+)
+
+
+@mlgen.hookimpl
+def mlgen_register_backends(register: Callable[[mlgen.Backend], None]) -> None:
+    """Register the FastAPI backend."""
+    register(BACKEND)

@@ -1,0 +1,33 @@
+"""mlgen: a production-ready repository for every ML model.
+
+The public plugin API is re-exported here: ``hookimpl`` to mark hook implementations,
+and the data classes a plugin builds (:class:`Backend`, :class:`ContainerSpec`, ...).
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from mlgen.backend import Backend, ContainerSpec, Port, Probe, Resources
+from mlgen.checks import Check, CheckResult
+from mlgen.contributions import FileContribution
+from mlgen.hookspecs import PLUGIN_API_VERSION, hookimpl
+
+try:
+    __version__ = metadata.version("mlgen")
+except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "PLUGIN_API_VERSION",
+    "Backend",
+    "Check",
+    "CheckResult",
+    "ContainerSpec",
+    "FileContribution",
+    "Port",
+    "Probe",
+    "Resources",
+    "__version__",
+    "hookimpl",
+]

@@ -1,0 +1,108 @@
+"""The Jinja extension that connects copier.yml and the template to the mlgen plugins.
+
+copier loads it through ``_jinja_extensions``, so plain ``copier copy --trust`` and
+``mlgen new`` render the same repository. It adds these globals:
+
+``mlgen_backend_names()``       installed backend names (the choices of ``serving_backend``)
+``mlgen_backend(name)``         a backend as plain data (dependencies, container, ...)
+``mlgen_validate(field, v)``    "" or the one-line error for an answer
+``mlgen_contributed_files()``   rendered paths of the files plugins contribute
+``mlgen_render_contributed(p)`` the rendered body of contributed file ``p``
+``mlgen_plugin_manifest()``     JSON: which plugin (and version) contributed what
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from typing import Any
+
+from jinja2 import Environment, pass_context
+from jinja2.ext import Extension
+from jinja2.runtime import Context
+
+from mlgen import __version__, hookspecs
+from mlgen.answers import validation_message
+from mlgen.contributions import FileContribution
+from mlgen.errors import PluginError
+from mlgen.plugins import get_registry
+
+_ANSWER_TYPES = (str, int, float, bool)
+
+
+def answers_from_context(context: Context) -> dict[str, Any]:
+    """The copier answers visible in a render context (plain values, no ``_`` names)."""
+    return {
+        name: value
+        for name, value in context.get_all().items()
+        if not name.startswith("_") and isinstance(value, _ANSWER_TYPES)
+    }
+
+
+def _safe_relative_path(path: str, origin: str) -> str:
+    normal = posixpath.normpath(path)
+    if path.startswith("/") or normal.startswith("..") or normal in ("", "."):
+        raise PluginError(f"{origin} contributes {path!r}, which is not a relative path "
+                          "inside the repository")
+    return normal
+
+
+def rendered_contributions(context: Context) -> dict[str, FileContribution]:
+    """The contributed files for the answers in ``context``, keyed by rendered path."""
+    answers = answers_from_context(context)
+    rendered: dict[str, FileContribution] = {}
+    for path, contribution in get_registry().contributed_files(answers).items():
+        target = context.environment.from_string(path).render(context.get_all())
+        rendered[_safe_relative_path(target, contribution.origin)] = contribution
+    return rendered
+
+
+@pass_context
+def _contributed_files(context: Context) -> list[str]:
+    return sorted(rendered_contributions(context))
+
+
+@pass_context
+def _render_contributed(context: Context, path: str) -> str:
+    contribution = rendered_contributions(context)[path]
+    template = context.environment.from_string(contribution.source)
+    return template.render(context.get_all())
+
+
+@pass_context
+def _plugin_manifest(context: Context) -> str:
+    answers = answers_from_context(context)
+    registry = get_registry()
+    backend = registry.get_backend(str(answers.get("serving_backend", "")))
+    contributions = rendered_contributions(context)
+    manifest = {
+        "mlgen_version": __version__,
+        "plugin_api_version": hookspecs.PLUGIN_API_VERSION,
+        "backend": {
+            "name": backend.backend.name,
+            "plugin": backend.plugin.name,
+            "distribution": backend.plugin.distribution,
+            "version": backend.plugin.version,
+        },
+        "files": {path: contributions[path].origin for path in sorted(contributions)},
+    }
+    return json.dumps(manifest, indent=2, sort_keys=True)
+
+
+def _backend_data(name: str) -> dict[str, Any]:
+    return get_registry().get_backend(name).backend.as_template_data()
+
+
+class MlgenExtension(Extension):
+    """Adds the ``mlgen_*`` globals to copier's Jinja environment."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.globals.update(
+            mlgen_backend_names=lambda: get_registry().backend_names(),
+            mlgen_backend=_backend_data,
+            mlgen_validate=validation_message,
+            mlgen_contributed_files=_contributed_files,
+            mlgen_render_contributed=_render_contributed,
+            mlgen_plugin_manifest=_plugin_manifest,
+        )
