@@ -16,19 +16,26 @@ HTTP_PORT = 8080
 
 BACKEND = mlgen.Backend(
     name="fastapi",
-    description="FastAPI + ONNX Runtime: a Python service for a scikit-learn model exported to ONNX",
+    description="FastAPI + ONNX Runtime service for a scikit-learn model exported to ONNX",
     export_format="onnx",
     templates_package=__name__,
     templates_dir="files",
     container=mlgen.ContainerSpec(
         base_image="python:{python_version}-slim",
-        command=("uvicorn", "{package_name}.serving.app:app", "--host", "0.0.0.0",
-                 "--port", str(HTTP_PORT)),
+        command=(
+            "uvicorn",
+            "{package_name}.serving.app:app",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(HTTP_PORT),
+        ),
         ports=(mlgen.Port("http", HTTP_PORT),),
         readiness=mlgen.Probe("/ready", "http", initial_delay_seconds=2, period_seconds=5),
         liveness=mlgen.Probe("/health", "http", initial_delay_seconds=5, period_seconds=10),
-        resources=mlgen.Resources(cpu_request="250m", memory_request="256Mi",
-                                  cpu_limit="1", memory_limit="512Mi"),
+        resources=mlgen.Resources(
+            cpu_request="250m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi"
+        ),
         metrics_port="http",
     ),
     smoke_test=("python", "-m", "{package_name}.serving.smoke"),

@@ -31,8 +31,10 @@ def _dns_label(value: Any, max_length: int = 63) -> str:
     if len(text) > max_length:
         return f"{text!r} is {len(text)} characters; use at most {max_length}"
     if not _DNS_LABEL.match(text):
-        return (f"{text!r} is not a DNS-1123 label; use lower-case letters, digits and '-', "
-                "starting with a letter and ending with a letter or digit")
+        return (
+            f"{text!r} is not a DNS-1123 label; use lower-case letters, digits and '-', "
+            "starting with a letter and ending with a letter or digit"
+        )
     return ""
 
 
@@ -43,8 +45,10 @@ def _model_name(value: Any) -> str:
 def _package_name(value: Any) -> str:
     text = str(value)
     if not _IDENTIFIER.match(text) or len(text) > 60:
-        return (f"{text!r} is not a valid package name; use lower-case letters, digits and '_', "
-                "starting with a letter")
+        return (
+            f"{text!r} is not a valid package name; use lower-case letters, digits and '_', "
+            "starting with a letter"
+        )
     if keyword.iskeyword(text) or keyword.issoftkeyword(text):
         return f"{text!r} is a Python keyword; choose another package name"
     return ""
@@ -61,8 +65,9 @@ def _free_text(value: Any) -> str:
     return ""
 
 
-def _number_in(low: float, high: float, *, low_open: bool = False,
-               high_open: bool = False) -> Validator:
+def _number_in(
+    low: float, high: float, *, low_open: bool = False, high_open: bool = False
+) -> Validator:
     left, right = ("(" if low_open else "["), (")" if high_open else "]")
 
     def check(value: Any) -> str:
@@ -112,8 +117,10 @@ def _cron_field(text: str, low: int, high: int) -> bool:
 def _cron(value: Any) -> str:
     fields = str(value).split()
     if len(fields) != 5:
-        return (f"{value!r} is not a 5-field cron expression (minute hour day-of-month "
-                "month day-of-week), e.g. '0 3 * * 1'")
+        return (
+            f"{value!r} is not a 5-field cron expression (minute hour day-of-month "
+            "month day-of-week), e.g. '0 3 * * 1'"
+        )
     for text, (low, high), name in zip(fields, _CRON_RANGES, _CRON_NAMES, strict=True):
         if not _cron_field(text, low, high):
             return f"{value!r}: cron {name} field {text!r} is not valid (allowed {low}-{high})"
@@ -135,18 +142,17 @@ VALIDATORS: dict[str, Validator] = {
 
 
 def validation_message(field: str, value: Any) -> str:
-    """``""`` if ``value`` is valid for ``field``, else one line naming field and fix."""
+    """``""`` if ``value`` is valid for ``field``, else one line saying what is allowed.
+
+    copier prefixes it with the question's name; :func:`validate_answers` does the same.
+    """
     validator = VALIDATORS.get(field)
-    if validator is None:
-        return ""
-    problem = validator(value)
-    return f"{field}: {problem}" if problem else ""
+    return validator(value) if validator else ""
 
 
 def validate_answers(answers: Mapping[str, Any]) -> None:
     """Raise :class:`AnswerError` for the first invalid answer in ``answers``."""
     for field, value in answers.items():
-        validator = VALIDATORS.get(field)
-        problem = validator(value) if validator else ""
+        problem = validation_message(field, value)
         if problem:
             raise AnswerError(field, problem)

@@ -38,7 +38,9 @@ class Port:
                 "(lower-case letters, digits and '-', at most 15 characters)"
             )
         if not 1 <= self.container_port <= 65535:
-            raise BackendDefinitionError(f"port {self.name!r}: {self.container_port} is not 1-65535")
+            raise BackendDefinitionError(
+                f"port {self.name!r}: {self.container_port} is not 1-65535"
+            )
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,9 @@ def answers_from_context(context: Context) -> dict[str, Any]:
 def _safe_relative_path(path: str, origin: str) -> str:
     normal = posixpath.normpath(path)
     if path.startswith("/") or normal.startswith("..") or normal in ("", "."):
-        raise PluginError(f"{origin} contributes {path!r}, which is not a relative path "
-                          "inside the repository")
+        raise PluginError(
+            f"{origin} contributes {path!r}, which is not a relative path inside the repository"
+        )
     return normal
 
 
@@ -65,8 +66,14 @@ def _contributed_files(context: Context) -> list[str]:
 @pass_context
 def _render_contributed(context: Context, path: str) -> str:
     contribution = rendered_contributions(context)[path]
-    template = context.environment.from_string(contribution.source)
-    return template.render(context.get_all())
+    try:
+        template = context.environment.from_string(contribution.source)
+        return template.render(context.get_all())
+    except Exception as error:  # a plugin's template: name the plugin, whatever it raised
+        message = " ".join(str(error).split())
+        raise PluginError(
+            f"{contribution.origin} failed to render {path!r}: {type(error).__name__}: {message}"
+        ) from error
 
 
 @pass_context

@@ -50,8 +50,9 @@ def mlgen_contribute_files(answers: Mapping[str, Any]) -> Iterable[FileContribut
 
 
 @hookspec
-def mlgen_register_checks(register: Callable[[Check], None], repo: Path,
-                          answers: Mapping[str, Any]) -> None:
+def mlgen_register_checks(
+    register: Callable[[Check], None], repo: Path, answers: Mapping[str, Any]
+) -> None:
     """Register checks that ``mlgen check`` runs on a generated repository.
 
     Called by ``mlgen check`` with the repository's path and its recorded answers.

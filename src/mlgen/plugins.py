@@ -89,23 +89,27 @@ class PluginRegistry:
         found = contributions_from_package(
             backend.templates_package, backend.templates_dir, registered.plugin.label
         )
-        for plugin_name, results in call_each(self.manager, "mlgen_contribute_files",
-                                              answers=answers):
+        for plugin_name, results in call_each(
+            self.manager, "mlgen_contribute_files", answers=answers
+        ):
             origin = self.plugins[plugin_name].label
             for contribution in results or ():
                 found.append(FileContribution(contribution.path, contribution.source, origin))
         by_path: dict[str, FileContribution] = {}
         for contribution in found:
-            if contribution.path in by_path:
+            earlier = by_path.get(contribution.path)
+            if earlier is not None:
                 raise PluginError(
-                    f"{contribution.path!r} is contributed by both {by_path[contribution.path].origin}"
+                    f"{contribution.path!r} is contributed by both {earlier.origin}"
                     f" and {contribution.origin}; disable one with {DISABLE_ENV}=NAME"
                 )
             by_path[contribution.path] = contribution
         return by_path
 
-def call_each(manager: pluggy.PluginManager, hook_name: str, only: str | None = None,
-              **kwargs: Any) -> list[tuple[str, Any]]:
+
+def call_each(
+    manager: pluggy.PluginManager, hook_name: str, only: str | None = None, **kwargs: Any
+) -> list[tuple[str, Any]]:
     """Call one hook's implementations one by one (optionally only plugin ``only``).
 
     Unlike ``manager.hook.<name>(...)`` this keeps each result next to the plugin that
@@ -174,15 +178,21 @@ def load_plugins(entry_points: Iterable[metadata.EntryPoint] | None = None) -> P
         try:
             module = entry_point.load()
         except Exception as error:  # any import failure of a third-party plugin
-            _warn(registry, f"plugin {entry_point.name!r} from distribution {dist!r} failed to "
-                  f"load ({type(error).__name__}: {error}); uninstall it or set "
-                  f"{DISABLE_ENV}={entry_point.name}")
+            _warn(
+                registry,
+                f"plugin {entry_point.name!r} from distribution {dist!r} failed to "
+                f"load ({type(error).__name__}: {error}); uninstall it or set "
+                f"{DISABLE_ENV}={entry_point.name}",
+            )
             continue
         info = _plugin_info(entry_point, module)
         if info.api_version != hookspecs.PLUGIN_API_VERSION:
-            _warn(registry, f"{info.label} was built for mlgen plugin API {info.api_version}, "
-                  f"this mlgen provides API {hookspecs.PLUGIN_API_VERSION}; upgrade the plugin "
-                  f"or set {DISABLE_ENV}={info.name}")
+            _warn(
+                registry,
+                f"{info.label} was built for mlgen plugin API {info.api_version}, "
+                f"this mlgen provides API {hookspecs.PLUGIN_API_VERSION}; upgrade the plugin "
+                f"or set {DISABLE_ENV}={info.name}",
+            )
             continue
         _register(registry, module, info)
     return registry
@@ -195,8 +205,9 @@ def _register(registry: PluginRegistry, module: object, info: PluginInfo) -> Non
         manager.check_pending()
     except pluggy.PluginValidationError as error:
         manager.unregister(name=info.name)
-        raise PluginError(f"{info.label}: {error}; fix the hook name or set "
-                          f"{DISABLE_ENV}={info.name}") from error
+        raise PluginError(
+            f"{info.label}: {error}; fix the hook name or set {DISABLE_ENV}={info.name}"
+        ) from error
     registry.plugins[info.name] = info
     collected: list[Backend] = []
     try:
@@ -204,8 +215,11 @@ def _register(registry: PluginRegistry, module: object, info: PluginInfo) -> Non
     except Exception as error:
         manager.unregister(name=info.name)
         del registry.plugins[info.name]
-        _warn(registry, f"{info.label} failed while registering backends "
-              f"({type(error).__name__}: {error}); set {DISABLE_ENV}={info.name} to silence")
+        _warn(
+            registry,
+            f"{info.label} failed while registering backends "
+            f"({type(error).__name__}: {error}); set {DISABLE_ENV}={info.name} to silence",
+        )
         return
     for backend in collected:
         if not isinstance(backend, Backend):

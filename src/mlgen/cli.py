@@ -1,0 +1,164 @@
+"""The ``mlgen`` command line: a thin layer over the modules that do the work.
+
+Errors from those modules (:class:`mlgen.errors.MlgenError`) become one
+``Error: ...`` line and exit status 1; ``--traceback`` shows the full traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlgen import __version__
+from mlgen.errors import MlgenError
+from mlgen.plugins import PluginLoadWarning, get_registry
+
+
+class _ErrorReportingGroup(click.Group):
+    """Turns domain errors into ``Error: ...`` lines unless ``--traceback`` was given."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MlgenError as error:
+            if ctx.find_root().params.get("traceback"):
+                raise
+            raise click.ClickException(str(error)) from error
+
+
+def _show_plugin_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    click.echo(f"Warning: {message}", err=True)
+
+
+@click.group(cls=_ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mlgen")
+@click.option("--traceback", is_flag=True, help="Show the Python traceback of an error.")
+def cli(traceback: bool) -> None:
+    """Give every ML model its own production-ready repository."""
+    original = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, PluginLoadWarning):
+            _show_plugin_warning(message, category, filename, lineno)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def backends(as_json: bool) -> None:
+    """List the installed serving backends."""
+    registry = get_registry()
+    rows = [
+        {
+            "name": registered.backend.name,
+            "description": registered.backend.description,
+            "format": registered.backend.export_format,
+            "distribution": registered.plugin.distribution,
+            "version": registered.plugin.version,
+            "api_version": registered.plugin.api_version,
+        }
+        for registered in (registry.backends[name] for name in registry.backend_names())
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No serving backends are installed.")
+        return
+    headers = ["name", "format", "distribution", "version", "api", "description"]
+    table = [
+        [
+            str(row[key])
+            for key in ("name", "format", "distribution", "version", "api_version", "description")
+        ]
+        for row in rows
+    ]
+    for line in _format_table(headers, table):
+        click.echo(line)
+
+
+def _format_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Left-aligned columns; the last column is not padded."""
+    widths = [max(len(cells[i]) for cells in [headers, *rows]) for i in range(len(headers))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+        for cells in [headers, *rows]
+    ]
+
+
+@cli.command()
+@click.argument("destination", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--backend", "-b", help="Serving backend (see `mlgen backends`).")
+@click.option(
+    "--data",
+    "-d",
+    "data",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Answer a template question; repeatable.",
+)
+@click.option(
+    "--defaults", is_flag=True, help="Use the default for every question not answered (no prompts)."
+)
+@click.option(
+    "--template",
+    "template",
+    metavar="SRC",
+    help="Template path or git URL (default: the template shipped with mlgen).",
+)
+@click.option("--vcs-ref", metavar="REF", help="Template git ref (tag, branch or commit).")
+def new(
+    destination: Path,
+    backend: str | None,
+    data: tuple[str, ...],
+    defaults: bool,
+    template: str | None,
+    vcs_ref: str | None,
+) -> None:
+    """Generate a model repository in DESTINATION (a new or empty folder).
+
+    \b
+    Examples:
+      mlgen new churn --defaults
+      mlgen new fraud --backend fastapi -d model_name=fraud-score --defaults
+    """
+    from mlgen.generate import check_answers, generate, parse_data
+    from mlgen.template import default_template
+
+    answers: dict[str, Any] = parse_data(data)
+    if backend is not None:
+        answers["serving_backend"] = backend
+    source: Path | str = template if template else default_template()
+    check_answers(answers, Path(source) if Path(str(source)).is_dir() else default_template())
+    created = generate(destination, source, answers, defaults=defaults, vcs_ref=vcs_ref)
+    click.echo(f"Created {created}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="mlgen")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

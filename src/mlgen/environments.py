@@ -1,0 +1,107 @@
+"""Python environments for generated repositories, built with uv and shared by hash.
+
+Generated repositories of one backend need the same heavy packages (onnxruntime, torch,
+TensorFlow, ...). An environment is keyed by the hash of the repository's declared
+dependencies, built once into a cache folder and reused by every repository (and every
+test) that declares the same ones. The repository's own code is not installed into it:
+its tests run with ``src`` on the path (the template sets pytest's ``pythonpath``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from mlgen.errors import MlgenError
+
+CACHE_ENV = "MLGEN_ENV_CACHE"
+_COMPLETE_MARKER = ".mlgen-complete"
+
+
+def cache_root() -> Path:
+    """Where shared environments live (``$MLGEN_ENV_CACHE`` or ``~/.cache/mlgen/envs``)."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlgen" / "envs"
+
+
+def uv_binary() -> str:
+    """The uv executable: the one installed with mlgen's test extra, else one on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found is None:
+            raise MlgenError("uv is not installed; run: pip install uv") from None
+        return found
+
+
+def declared_requirements(repo: Path, extras: tuple[str, ...] = ("dev",)) -> list[str]:
+    """The runtime requirements plus the given extras from a repository's pyproject.toml."""
+    project = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirements = list(project.get("dependencies", []))
+    optional = project.get("optional-dependencies", {})
+    for extra in extras:
+        requirements += optional.get(extra, [])
+    return sorted(set(requirements))
+
+
+def environment_key(requirements: list[str], python: str) -> str:
+    """A short stable name for an environment with these requirements."""
+    digest = hashlib.sha256("\n".join([python, *requirements]).encode()).hexdigest()
+    return digest[:16]
+
+
+def python_in(environment: Path) -> Path:
+    """The interpreter of an environment."""
+    return environment / "bin" / "python"
+
+
+def shared_environment(
+    repo: Path, extras: tuple[str, ...] = ("dev",), python: str | None = None
+) -> Path:
+    """Return an environment with ``repo``'s requirements, building it on first use.
+
+    Concurrent callers wait on a lock file; a half-built environment (an interrupted
+    build) has no completion marker and is rebuilt from scratch.
+    """
+    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    requirements = declared_requirements(repo, extras)
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    environment = root / environment_key(requirements, python)
+    with (root / f"{environment.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (environment / _COMPLETE_MARKER).is_file():
+            shutil.rmtree(environment, ignore_errors=True)
+            uv = uv_binary()
+            _run([uv, "venv", "--quiet", "--python", python, str(environment)])
+            _run(
+                [
+                    uv,
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--python",
+                    str(python_in(environment)),
+                    *requirements,
+                ]
+            )
+            (environment / _COMPLETE_MARKER).write_text("\n".join(requirements) + "\n")
+    return environment
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        raise MlgenError(f"{' '.join(command[:3])} failed: {' | '.join(tail)}")

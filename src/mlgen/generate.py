@@ -1,0 +1,113 @@
+"""``mlgen new``: render the template into a new repository, atomically.
+
+The template is rendered by copier itself into a hidden sibling of the destination,
+then renamed into place, so a failed or interrupted run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import io
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import copier
+from copier import errors as copier_errors
+
+from mlgen.answers import validate_answers
+from mlgen.errors import AnswerError, DestinationError, MlgenError
+from mlgen.plugins import get_registry
+from mlgen.template import question_names
+
+
+def parse_data(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Turn ``KEY=VALUE`` strings into a dict, with a one-line error for a bad pair."""
+    data: dict[str, str] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key.strip():
+            raise MlgenError(f"--data {pair!r}: expected KEY=VALUE, e.g. --data model_name=churn")
+        data[key.strip()] = value
+    return data
+
+
+def check_answers(data: Mapping[str, Any], template: Path) -> None:
+    """Reject unknown questions, unknown backends and invalid values before rendering."""
+    known = question_names(template)
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise AnswerError(
+                key, f"is not a question of this template.{hint} Questions: {', '.join(known)}"
+            )
+    if "serving_backend" in data:
+        get_registry().get_backend(str(data["serving_backend"]))
+    validate_answers(data)
+
+
+def check_destination(destination: Path) -> None:
+    """A new repository goes into a missing or empty folder, never over existing files."""
+    if destination.exists() and not destination.is_dir():
+        raise DestinationError(f"{destination} exists and is not a folder; choose a new path")
+    if destination.is_dir() and any(destination.iterdir()):
+        raise DestinationError(f"{destination} is not empty; choose a new or empty folder")
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _copier_failure(error: BaseException) -> MlgenError:
+    message = " ".join(str(error).split()) or type(error).__name__
+    return MlgenError(message)
+
+
+def generate(
+    destination: Path,
+    template: Path | str,
+    data: Mapping[str, Any],
+    *,
+    defaults: bool,
+    vcs_ref: str | None = None,
+) -> Path:
+    """Render ``template`` with ``data`` into ``destination`` and return its path."""
+    destination = destination.absolute()
+    check_destination(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.mlgen-", dir=destination.parent))
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            # An editable install renders from its own (possibly uncommitted, untagged)
+            # checkout; copier's notes about that are noise here. Errors still raise.
+            warnings.simplefilter("ignore", copier_errors.DirtyLocalWarning)
+            copier.run_copy(
+                str(template),
+                staging,
+                dict(data),
+                vcs_ref=vcs_ref,
+                defaults=defaults,
+                unsafe=True,
+                quiet=True,
+                overwrite=True,
+            )
+        staging.chmod(0o777 & ~_current_umask())
+        check_destination(destination)
+        if destination.is_dir():
+            destination.rmdir()
+        staging.rename(destination)
+    except MlgenError:
+        raise
+    except (copier_errors.CopierError, ValueError) as error:
+        raise _copier_failure(error) from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return destination

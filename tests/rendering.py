@@ -1,0 +1,51 @@
+"""One helper to render the template, and one to read a rendered tree, for all tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import copier
+import yaml
+
+from mlgen.plugins import get_registry
+
+ANSWERS_FILE = ".copier-answers.yml"
+COPIER_RECORDED = ("_src_path", "_commit")  # what copier records about where it rendered from
+
+
+def installed_backends() -> list[str]:
+    """Every backend installed in this environment: the matrix the suite runs over."""
+    return get_registry().backend_names()
+
+
+def render(template: Path, destination: Path, **answers: Any) -> Path:
+    """Render ``template`` into ``destination`` with copier's API, like ``copier copy``."""
+    copier.run_copy(
+        str(template), destination, answers, defaults=True, unsafe=True, quiet=True, vcs_ref="HEAD"
+    )
+    return destination
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Every file below ``root`` by relative path; copier's provenance lines removed."""
+    tree: dict[str, bytes] = {}
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        relative = path.relative_to(root).as_posix()
+        content = path.read_bytes()
+        if relative == ANSWERS_FILE:
+            lines = content.decode().splitlines(keepends=True)
+            content = "".join(
+                line for line in lines if not line.startswith(COPIER_RECORDED)
+            ).encode()
+        tree[relative] = content
+    return tree
+
+
+def recorded_answers(root: Path) -> dict[str, Any]:
+    """The answers copier recorded in a rendered repository."""
+    loaded = yaml.safe_load((root / ANSWERS_FILE).read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded

@@ -1,0 +1,110 @@
+"""Question validation: the validators themselves, and copier rejecting bad answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import copier
+import pytest
+
+from mlgen.answers import MODEL_NAME_MAX, VALIDATORS, validate_answers
+from mlgen.errors import AnswerError
+from mlgen.template import question_names
+
+VALID = {
+    "model_name": ["churn", "fraud-score", "m1", "a" * MODEL_NAME_MAX],
+    "package_name": ["churn", "fraud_score", "_private", "m1"],
+    "description": ["Predicts churn.", "Uses 'quotes' and \"double quotes\" and \\ too"],
+    "k8s_namespace": ["ml-serving", "default2"],
+    "canary_weight_percent": [1, 5, "10", 50],
+    "latency_slo_p95_ms": [0.5, 100, "250"],
+    "error_rate_slo": [0.001, "0.05", 0.999],
+    "psi_threshold": [0.1, 0.2, "0.25"],
+    "ks_pvalue_threshold": [0.01, 0.05, "0.1"],
+    "retrain_schedule": ["0 3 * * 1", "*/15 * * * *", "0 0 1,15 * 1-5", "30 2 * * 0"],
+}
+
+INVALID = {
+    "model_name": [
+        "",
+        "Churn",
+        "fraud_score",
+        "1model",
+        "-model",
+        "model-",
+        "a/b",
+        "..",
+        "a" * (MODEL_NAME_MAX + 1),
+    ],
+    "package_name": ["class", "import", "Fraud", "fraud-score", "1abc", "a/b", "..", "match"],
+    "description": ["{{ 7 * 7 }}", "{% include '/etc/passwd' %}", "two\nlines", "x" * 301],
+    "k8s_namespace": ["ML", "ns_1", ""],
+    "canary_weight_percent": [0, 51, 101, -5, "abc", 2.5, True],
+    "latency_slo_p95_ms": [0, -1, "fast", "nan", 1e9],
+    "error_rate_slo": [0, 1, 1.5, "x"],
+    "psi_threshold": [0, -0.1, "inf"],
+    "ks_pvalue_threshold": [0, 1, "p"],
+    "retrain_schedule": [
+        "weekly",
+        "0 3 * *",
+        "60 * * * *",
+        "0 24 * * *",
+        "0 0 0 * *",
+        "*/0 * * * *",
+        "0 3 * * 8",
+    ],
+}
+
+
+def test_every_validated_field_is_a_template_question(template_root: Path) -> None:
+    assert set(VALIDATORS) <= set(question_names(template_root))
+    assert set(VALID) == set(INVALID) == set(VALIDATORS)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [(f, v) for f, values in VALID.items() for v in values]
+)
+def test_valid_answers_pass(field: str, value: object) -> None:
+    validate_answers({field: value})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [(f, v) for f, values in INVALID.items() for v in values]
+)
+def test_invalid_answers_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(AnswerError) as caught:
+        validate_answers({field: value})
+    assert str(caught.value).startswith(f"{field}: ")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("model_name", "Bad_Name"),
+        ("package_name", "class"),
+        ("k8s_namespace", "Prod"),
+        ("canary_weight_percent", "0"),
+        ("latency_slo_p95_ms", "-5"),
+        ("error_rate_slo", "2"),
+        ("psi_threshold", "0"),
+        ("ks_pvalue_threshold", "1"),
+        ("retrain_schedule", "every week"),
+        ("description", "{{ cycler.__init__.__globals__ }}"),
+    ],
+)
+def test_copier_itself_rejects_invalid_answers_naming_the_question(
+    template_root: Path, tmp_path: Path, field: str, value: str
+) -> None:
+    destination = tmp_path / "out"
+    with pytest.raises(ValueError, match=rf"question '{field}'"):
+        copier.run_copy(
+            str(template_root),
+            destination,
+            {field: value},
+            defaults=True,
+            unsafe=True,
+            quiet=True,
+            vcs_ref="HEAD",
+        )
+    assert not destination.exists()

@@ -1,0 +1,166 @@
+"""Plugin loading: built-ins, entry points, broken and duplicate plugins, blocking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlgen import hookspecs
+from mlgen.errors import PluginError, UnknownBackendError
+from mlgen.plugins import DISABLE_ENV, PluginLoadWarning, load_plugins
+from tests.fake_plugins import FakePlugin, backend_plugin
+
+
+def test_builtin_backend_is_loaded_from_the_mlgen_entry_point_group() -> None:
+    registry = load_plugins()
+    fastapi = registry.get_backend("fastapi")
+    assert fastapi.plugin.distribution == "mlgen"
+    assert fastapi.plugin.name == "fastapi"
+    assert fastapi.backend.export_format == "onnx"
+    # Built-ins come first, through the same group as everyone else's.
+    assert next(iter(registry.plugins.values())).distribution == "mlgen"
+
+
+def test_entry_point_plugin_from_another_distribution_is_registered(plugin_site: Path) -> None:
+    backend_plugin("echo", dist="acme-echo", version="2.3").install(plugin_site)
+    registry = load_plugins()
+    echo = registry.get_backend("echo")
+    assert (echo.plugin.distribution, echo.plugin.version) == ("acme-echo", "2.3")
+    assert registry.backend_names() == sorted(["fastapi", "echo"])
+
+
+def test_plugin_that_fails_to_import_is_a_warning_naming_its_distribution(
+    plugin_site: Path,
+) -> None:
+    FakePlugin(
+        "acme-broken", "acme_broken_plugin", "broken", "import module_that_does_not_exist\n"
+    ).install(plugin_site)
+    backend_plugin("echo").install(plugin_site)
+    with pytest.warns(PluginLoadWarning, match=r"'broken'.*'acme-broken'.*ModuleNotFoundError"):
+        registry = load_plugins()
+    assert "echo" in registry.backends and "fastapi" in registry.backends
+    assert len(registry.load_warnings) == 1
+
+
+def test_plugin_raising_while_registering_is_a_warning(plugin_site: Path) -> None:
+    FakePlugin(
+        "acme-raises",
+        "acme_raises_plugin",
+        "raises",
+        """
+        import mlgen
+
+        @mlgen.hookimpl
+        def mlgen_register_backends(register):
+            raise RuntimeError("boom")
+    """,
+    ).install(plugin_site)
+    with pytest.warns(PluginLoadWarning, match=r"acme-raises 1.0.*RuntimeError: boom"):
+        registry = load_plugins()
+    assert "raises" not in registry.plugins
+    assert registry.backend_names() == ["fastapi"]
+
+
+def test_two_backends_with_one_name_is_an_error_naming_both_distributions(
+    plugin_site: Path,
+) -> None:
+    backend_plugin("echo", dist="acme-echo").install(plugin_site)
+    other = backend_plugin("echo", dist="other-echo")
+    other.entry_name = "other-echo"
+    other.install(plugin_site)
+    with pytest.raises(PluginError, match=r"'echo'.*acme-echo 1.0.*other-echo 1.0"):
+        load_plugins()
+
+
+def test_backend_clashing_with_a_builtin_names_mlgen(plugin_site: Path) -> None:
+    clash = backend_plugin("fastapi", dist="acme-fastapi")
+    clash.entry_name = "acme-fastapi"
+    clash.install(plugin_site)
+    with pytest.raises(PluginError, match=r"'fastapi'.*\(mlgen .*acme-fastapi 1.0"):
+        load_plugins()
+
+
+def test_disable_env_var_blocks_named_plugins(
+    plugin_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend_plugin("echo").install(plugin_site)
+    monkeypatch.setenv(DISABLE_ENV, "echo, fastapi")
+    registry = load_plugins()
+    assert registry.backend_names() == []
+    monkeypatch.setenv(DISABLE_ENV, "echo")
+    assert load_plugins().backend_names() == ["fastapi"]
+
+
+def test_misspelled_hook_fails_loudly(plugin_site: Path) -> None:
+    FakePlugin(
+        "acme-typo",
+        "acme_typo_plugin",
+        "typo",
+        """
+        import mlgen
+
+        @mlgen.hookimpl
+        def mlgen_register_backend(register):
+            pass
+    """,
+    ).install(plugin_site)
+    with pytest.raises(PluginError, match=r"'typo' \(acme-typo 1.0\).*mlgen_register_backend"):
+        load_plugins()
+
+
+def test_plugin_for_another_api_version_is_refused(plugin_site: Path) -> None:
+    backend_plugin("future", api=hookspecs.PLUGIN_API_VERSION + 1).install(plugin_site)
+    with pytest.warns(PluginLoadWarning, match=r"plugin API 2, this mlgen provides API 1"):
+        registry = load_plugins()
+    assert "future" not in registry.backends
+
+
+def test_unknown_backend_suggests_the_closest_installed_name() -> None:
+    with pytest.raises(
+        UnknownBackendError,
+        match=r"'fastpi'\. Did you mean 'fastapi'\? Installed backends: fastapi",
+    ):
+        load_plugins().get_backend("fastpi")
+
+
+def test_contributed_files_of_the_selected_backend(plugin_site: Path) -> None:
+    backend_plugin("echo").install(plugin_site)
+    files = load_plugins().contributed_files({"serving_backend": "echo"})
+    assert sorted(files) == ["SERVING.md", "src/{{ package_name }}/serving/server.py"]
+    assert files["SERVING.md"].origin == "plugin 'echo' (mlgen-echo 1.0)"
+
+
+def test_contribute_files_hook_adds_files_for_any_backend(plugin_site: Path) -> None:
+    FakePlugin(
+        "acme-extra",
+        "acme_extra_plugin",
+        "extra",
+        """
+        import mlgen
+
+        @mlgen.hookimpl
+        def mlgen_contribute_files(answers):
+            return [mlgen.FileContribution("EXTRA.md", "for {{ model_name }}")]
+    """,
+    ).install(plugin_site)
+    files = load_plugins().contributed_files({"serving_backend": "fastapi"})
+    assert files["EXTRA.md"].origin == "plugin 'extra' (acme-extra 1.0)"
+
+
+def test_two_plugins_contributing_one_path_is_an_error(plugin_site: Path) -> None:
+    FakePlugin(
+        "acme-extra",
+        "acme_extra_plugin",
+        "extra",
+        """
+        import mlgen
+
+        @mlgen.hookimpl
+        def mlgen_contribute_files(answers):
+            return [mlgen.FileContribution("SERVING.md", "clash")]
+    """,
+    ).install(plugin_site)
+    backend_plugin("echo").install(plugin_site)
+    with pytest.raises(PluginError, match=r"'SERVING.md'.*'echo'.*'extra'"):
+        load_plugins().contributed_files({"serving_backend": "echo"})
