@@ -39,3 +39,28 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     plugins.get_registry.cache_clear()
     for name in [name for name in sys.modules if name.endswith("_plugin")]:
         del sys.modules[name]
+
+
+class BuiltRepos:
+    """Generated repositories with their shared environments, one per backend per session."""
+
+    def __init__(self, root: Path, template: Path) -> None:
+        self._root = root
+        self._template = template
+        self._built: dict[str, tuple[Path, Path]] = {}
+
+    def get(self, backend: str) -> tuple[Path, Path]:
+        """Return ``(repo, environment)`` for ``backend``, rendering and installing once."""
+        if backend not in self._built:
+            from mlgen.environments import shared_environment
+            from tests.rendering import render
+
+            repo = render(self._template, self._root / backend, serving_backend=backend)
+            self._built[backend] = (repo, shared_environment(repo))
+        return self._built[backend]
+
+
+@pytest.fixture(scope="session")
+def built_repos(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> BuiltRepos:
+    """Session-wide generated repositories (the slow tier shares their environments)."""
+    return BuiltRepos(tmp_path_factory.mktemp("generated"), template_root)

@@ -155,6 +155,31 @@ def new(
     click.echo(f"Created {created}")
 
 
+@cli.command()
+@click.argument("destination", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--backend",
+    "-b",
+    default="fastapi",
+    show_default=True,
+    help="Serving backend of the demo repository.",
+)
+@click.option(
+    "--run-tests/--no-run-tests",
+    default=True,
+    show_default=True,
+    help="Also run the generated repository's own test suite.",
+)
+def demo(destination: Path | None, backend: str, run_tests: bool) -> None:
+    """Generate a demo model repository and exercise it (train, export, serve, predict).
+
+    DESTINATION defaults to a new temporary folder. Uses local defaults only.
+    """
+    from mlgen.demo import run_demo
+
+    run_demo(destination, backend, run_tests, click.echo)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="mlgen")

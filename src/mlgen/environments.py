@@ -105,3 +105,30 @@ def _run(command: list[str]) -> None:
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
         raise MlgenError(f"{' '.join(command[:3])} failed: {' | '.join(tail)}")
+
+
+def run_in_repo(
+    repo: Path,
+    environment: Path,
+    command: list[str],
+    *,
+    capture: bool = True,
+    timeout: float = 1800,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in a generated repository with a shared environment active.
+
+    ``python`` in ``command`` means the environment's interpreter; the repository's
+    ``src`` folder is put on ``PYTHONPATH`` since the shared environment does not
+    contain the repository's own package.
+    """
+    env = dict(os.environ)
+    env["VIRTUAL_ENV"] = str(environment)
+    env["PATH"] = os.pathsep.join([str(environment / "bin"), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(repo / "src"), env.get("PYTHONPATH", "")])
+    )
+    env.pop("PYTHONHOME", None)
+    argv = [str(python_in(environment)) if part == "python" else part for part in command]
+    return subprocess.run(
+        argv, cwd=repo, env=env, text=True, capture_output=capture, timeout=timeout
+    )

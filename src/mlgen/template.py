@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 import mlgen
+from mlgen.errors import MlgenError
 
 TEMPLATE_CONFIG = "copier.yml"
 
@@ -36,3 +37,17 @@ def _load_config(template: Path) -> dict[str, Any]:
 def question_names(template: Path) -> list[str]:
     """The names of the template's questions (configuration keys start with ``_``)."""
     return [key for key in _load_config(template) if not key.startswith("_")]
+
+
+ANSWERS_FILE = ".copier-answers.yml"
+
+
+def recorded_answers(repo: Path) -> dict[str, Any]:
+    """The answers recorded in a generated repository's copier answers file."""
+    path = repo / ANSWERS_FILE
+    if not path.is_file():
+        raise MlgenError(f"{repo} has no {ANSWERS_FILE}; is it a repository made by mlgen?")
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(loaded, dict):
+        raise MlgenError(f"{path} is not a YAML mapping; restore it from git")
+    return loaded
