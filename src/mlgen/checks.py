@@ -1,10 +1,18 @@
-"""Checks that ``mlgen check`` runs on a generated repository."""
+"""Checks that ``mlgen check`` runs on a generated repository, and the runner."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib.util
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from mlgen.errors import MlgenError
+
+CHECK_EXTRA_HINT = "pip install 'mlgen[check]'"
 
 
 @dataclass(frozen=True)
@@ -21,7 +29,8 @@ class Check:
 
     Attributes:
         name: short name printed by ``mlgen check`` (e.g. ``kubernetes-validate``).
-        run: called with the repository's root; returns a :class:`CheckResult`.
+        run: called with the repository's root; returns a :class:`CheckResult`. It may
+            raise :class:`ToolMissing` (see :func:`find_tool`) when a validator is absent.
         requires: Python modules the check imports; when one is missing the check fails
             with a message naming ``install_hint`` instead of crashing.
         install_hint: how to install what ``requires`` names.
@@ -30,4 +39,50 @@ class Check:
     name: str
     run: Callable[[Path], CheckResult]
     requires: tuple[str, ...] = ()
-    install_hint: str = "pip install 'mlgen[check]'"
+    install_hint: str = CHECK_EXTRA_HINT
+
+
+class ToolMissing(MlgenError):
+    """A validator a check needs is not installed."""
+
+    def __init__(self, tool: str, hint: str = CHECK_EXTRA_HINT) -> None:
+        super().__init__(f"{tool} is not installed; install it with: {hint}")
+
+
+def find_tool(name: str, hint: str = CHECK_EXTRA_HINT) -> str:
+    """Path of executable ``name``: beside this Python first, then on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise ToolMissing(name, hint)
+    return found
+
+
+def run_tool(
+    command: Sequence[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a validator and capture its output (never raises on a non-zero exit)."""
+    return subprocess.run(
+        list(command), cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def first_lines(text: str, count: int = 3) -> str:
+    """The first non-empty lines of a tool's output, joined into one line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(lines[:count])
+
+
+def run_check(check: Check, repo: Path) -> CheckResult:
+    """Run one check, turning a missing tool or module into a failed result."""
+    for module in check.requires:
+        if importlib.util.find_spec(module) is None:
+            return CheckResult(
+                False, f"{module} is not installed; install it with: {check.install_hint}"
+            )
+    try:
+        return check.run(repo)
+    except ToolMissing as missing:
+        return CheckResult(False, str(missing))

@@ -156,6 +156,35 @@ def new(
 
 
 @cli.command()
+@click.argument(
+    "path",
+    required=False,
+    default=".",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+)
+@click.option("--only", multiple=True, metavar="NAME", help="Run only this check; repeatable.")
+def check(path: Path, only: tuple[str, ...]) -> None:
+    """Validate a generated repository (default: the current folder) with real tools.
+
+    Prints one line per check and exits non-zero when any check fails.
+    """
+    from mlgen.check_runner import run_checks
+
+    failed = 0
+    total = 0
+    for found, result in run_checks(path.resolve(), only=only):
+        total += 1
+        failed += not result.ok
+        status = click.style("pass", fg="green") if result.ok else click.style("FAIL", fg="red")
+        click.echo(f"{status}  {found.name}" + (f"  {result.detail}" if result.detail else ""))
+    if total == 0:
+        raise MlgenError("no checks ran" + (f" (none is called {', '.join(only)})" if only else ""))
+    click.echo(f"{total - failed} passed, {failed} failed")
+    if failed:
+        raise SystemExit(1)
+
+
+@cli.command()
 @click.argument("destination", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option(
     "--backend",
