@@ -32,6 +32,11 @@ BACKEND = mlgen.Backend(
         liveness=mlgen.Probe("/health", "http"),
     ),
     smoke_test=("python", "-c", "print('smoke')"),
+    metrics=mlgen.MetricQueries(
+        request_rate="sum(rate(requests_total{{{{selector}}}}[{{window}}]))",
+        error_rate="sum(rate(errors_total{{{{selector}}}}[{{window}}]))",
+        latency_quantile="histogram_quantile({{quantile}}, rate(l_bucket{{{{selector}}}}[5m]))",
+    ),
     dependencies=("requests>=2",),
 )
 

@@ -39,6 +39,17 @@ BACKEND = mlgen.Backend(
         metrics_port="http",
     ),
     smoke_test=("python", "-m", "{package_name}.serving.smoke"),
+    metrics=mlgen.MetricQueries(
+        request_rate='sum(rate(model_requests_total{{selector}, endpoint="/predict"}[{window}]))',
+        error_rate=(
+            'sum(rate(model_requests_total{{selector}, endpoint="/predict", status=~"5.."}'
+            "[{window}]))"
+        ),
+        latency_quantile=(
+            "histogram_quantile({quantile}, sum by (le) (rate(model_request_duration_seconds_"
+            'bucket{{selector}, endpoint="/predict"}[{window}])))'
+        ),
+    ),
     dependencies=(
         "skl2onnx>=1.17",
         "onnx>=1.16",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from mlgen.backend import Backend, ContainerSpec, Port, Probe, Resources
+from mlgen.backend import Backend, ContainerSpec, MetricQueries, Port, Probe, Resources
 from mlgen.checks import Check, CheckResult
 from mlgen.contributions import FileContribution
 from mlgen.hookspecs import PLUGIN_API_VERSION, hookimpl
@@ -25,6 +25,7 @@ __all__ = [
     "CheckResult",
     "ContainerSpec",
     "FileContribution",
+    "MetricQueries",
     "Port",
     "Probe",
     "Resources",

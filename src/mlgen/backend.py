@@ -71,6 +71,27 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class MetricQueries:
+    """PromQL over the backend's own serving metrics, for alerts and dashboards.
+
+    ``{selector}`` is replaced by the label matchers of one model's pods (for example
+    ``namespace="ml", app="churn"``) and ``{window}`` by a range such as ``5m``;
+    ``latency_quantile`` also has ``{quantile}`` (e.g. ``0.95``) and must give seconds.
+    """
+
+    request_rate: str
+    error_rate: str
+    latency_quantile: str
+
+    def __post_init__(self) -> None:
+        for name in ("request_rate", "error_rate", "latency_quantile"):
+            if "{selector}" not in getattr(self, name):
+                raise BackendDefinitionError(f"metric query {name} must contain {{selector}}")
+        if "{quantile}" not in self.latency_quantile:
+            raise BackendDefinitionError("metric query latency_quantile must contain {quantile}")
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """How the serving container runs: image, command, ports, probes and resources.
 
@@ -123,6 +144,7 @@ class Backend:
         container: how the serving container runs.
         smoke_test: the command, run in the generated repository, that trains, exports,
             serves and predicts once (``{package_name}`` is replaced).
+        metrics: PromQL over the backend's serving metrics (alerts, dashboards).
         dependencies: requirements added to the generated repository's runtime deps.
         dev_dependencies: requirements added to its ``dev`` extra.
     """
@@ -133,6 +155,7 @@ class Backend:
     templates_package: str
     container: ContainerSpec
     smoke_test: tuple[str, ...]
+    metrics: MetricQueries
     templates_dir: str = "files"
     dependencies: tuple[str, ...] = ()
     dev_dependencies: tuple[str, ...] = ()
