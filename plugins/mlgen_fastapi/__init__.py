@@ -59,7 +59,7 @@ BACKEND = mlgen.Backend(
         "prometheus-client>=0.20",
         "pydantic>=2.7",
     ),
-    dev_dependencies=("httpx>=0.27",),
+    dev_dependencies=("httpx>=0.27", "httpx2>=2.0"),
 )
 
 
