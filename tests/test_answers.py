@@ -19,6 +19,7 @@ VALID = {
     "canary_weight_percent": [1, 5, "10", 50],
     "latency_slo_p95_ms": [0.5, 100, "250"],
     "error_rate_slo": [0.001, "0.05", 0.999],
+    "min_roc_auc": [0.6, "0.75", 1],
     "psi_threshold": [0.1, 0.2, "0.25"],
     "ks_pvalue_threshold": [0.01, 0.05, "0.1"],
     "retrain_schedule": ["0 3 * * 1", "*/15 * * * *", "0 0 1,15 * 1-5", "30 2 * * 0"],
@@ -42,6 +43,7 @@ INVALID = {
     "canary_weight_percent": [0, 51, 101, -5, "abc", 2.5, True],
     "latency_slo_p95_ms": [0, -1, "fast", "nan", 1e9],
     "error_rate_slo": [0, 1, 1.5, "x"],
+    "min_roc_auc": [0.5, 0.3, 1.01, "high"],
     "psi_threshold": [0, -0.1, "inf"],
     "ks_pvalue_threshold": [0, 1, "p"],
     "retrain_schedule": [

@@ -20,13 +20,16 @@ MLGEN_PLUGIN_API = 1
 
 
 def _check_modules() -> list[Any]:
-    return [importlib.import_module(f"{__name__}.{module.name}")
-            for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)]
+    return [
+        importlib.import_module(f"{__name__}.{module.name}")
+        for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+    ]
 
 
 @mlgen.hookimpl
-def mlgen_register_checks(register: Callable[[mlgen.Check], None], repo: Path,
-                          answers: Mapping[str, Any]) -> None:
+def mlgen_register_checks(
+    register: Callable[[mlgen.Check], None], repo: Path, answers: Mapping[str, Any]
+) -> None:
     """Register the artifact checks that apply to every generated repository."""
     for module in _check_modules():
         for check in module.checks(repo, answers):

@@ -19,13 +19,17 @@ def _pyproject(repo: Path) -> CheckResult:
     missing = [key for key in ("name", "version", "dependencies") if key not in project]
     if missing:
         return CheckResult(False, f"pyproject.toml [project] lacks {', '.join(missing)}")
-    return CheckResult(True, f"{project['name']} {project['version']}, "
-                             f"{len(project['dependencies'])} dependencies")
+    return CheckResult(
+        True, f"{project['name']} {project['version']}, {len(project['dependencies'])} dependencies"
+    )
 
 
 def _python_syntax(repo: Path) -> CheckResult:
-    files = [path for path in repo.rglob("*.py")
-             if not any(part.startswith(".") for part in path.relative_to(repo).parts)]
+    files = [
+        path
+        for path in repo.rglob("*.py")
+        if not any(part.startswith(".") for part in path.relative_to(repo).parts)
+    ]
     for path in files:
         try:
             ast.parse(path.read_text(encoding="utf-8"), filename=str(path))

@@ -135,6 +135,7 @@ VALIDATORS: dict[str, Validator] = {
     "canary_weight_percent": _integer_in(1, 50),
     "latency_slo_p95_ms": _number_in(0, 60_000, low_open=True),
     "error_rate_slo": _number_in(0, 1, low_open=True, high_open=True),
+    "min_roc_auc": _number_in(0.5, 1, low_open=True),
     "psi_threshold": _number_in(0, 10, low_open=True),
     "ks_pvalue_threshold": _number_in(0, 1, low_open=True, high_open=True),
     "retrain_schedule": _cron,

@@ -1,8 +1,10 @@
 """``mlgen demo``: generate a model repository with the defaults and exercise it.
 
 This is the first command a new user runs: it renders a repository, builds (or reuses)
-an environment for it with uv, and runs the backend's smoke test (train, export,
-serve on loopback, predict once) and, optionally, the repository's own test suite.
+an environment for it with uv, trains the model (features from the local Feast store,
+the run and model version in the local SQLite MLflow registry), runs the backend's
+smoke test (serve on loopback, predict once) and, optionally, the repository's own
+test suite.
 """
 
 from __future__ import annotations
