@@ -163,12 +163,25 @@ def new(
     type=click.Path(path_type=Path, file_okay=False, exists=True),
 )
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this check; repeatable.")
-def check(path: Path, only: tuple[str, ...]) -> None:
+@click.option(
+    "--python",
+    "python",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Interpreter with the repository's dependencies, for checks that run its "
+    "code (default: its .venv, else a shared environment built with uv).",
+)
+def check(path: Path, only: tuple[str, ...], python: Path | None) -> None:
     """Validate a generated repository (default: the current folder) with real tools.
 
     Prints one line per check and exits non-zero when any check fails.
     """
+    import os
+
     from mlgen.check_runner import run_checks
+    from mlgen.environments import REPO_PYTHON_ENV
+
+    if python is not None:
+        os.environ[REPO_PYTHON_ENV] = str(python.absolute())
 
     failed = 0
     total = 0

@@ -114,6 +114,7 @@ def run_in_repo(
     *,
     capture: bool = True,
     timeout: float = 1800,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``command`` in a generated repository with a shared environment active.
 
@@ -128,7 +129,26 @@ def run_in_repo(
         filter(None, [str(repo / "src"), env.get("PYTHONPATH", "")])
     )
     env.pop("PYTHONHOME", None)
+    env.update(extra_env or {})
     argv = [str(python_in(environment)) if part == "python" else part for part in command]
     return subprocess.run(
         argv, cwd=repo, env=env, text=True, capture_output=capture, timeout=timeout
     )
+
+
+REPO_PYTHON_ENV = "MLGEN_REPO_PYTHON"
+
+
+def repo_environment(repo: Path) -> Path:
+    """The environment that runs a generated repository's own code.
+
+    ``$MLGEN_REPO_PYTHON`` (an interpreter) wins, then the repository's ``.venv``, then
+    the shared environment for its declared dependencies (built with uv on first use).
+    """
+    configured = os.environ.get(REPO_PYTHON_ENV)
+    if configured:
+        return Path(configured).absolute().parent.parent
+    local = repo / ".venv"
+    if python_in(local).is_file():
+        return local
+    return shared_environment(repo)
