@@ -1,0 +1,3 @@
+"""triton serving backend for mlgen (being written)."""
+
+MLGEN_PLUGIN_API = 1
