@@ -8,7 +8,8 @@ copier loads it through ``_jinja_extensions``, so plain ``copier copy --trust`` 
 ``mlgen_validate(field, v)``    "" or the one-line error for an answer
 ``mlgen_contributed_files()``   rendered paths of the files plugins contribute
 ``mlgen_render_contributed(p)`` the rendered body of contributed file ``p``
-``mlgen_plugin_manifest()``     JSON: which plugin (and version) contributed what
+``mlgen_plugin_manifest()``     JSON: which plugin (and version) contributed which file
+                                 and the file's pristine rendered body
 """
 
 from __future__ import annotations
@@ -65,7 +66,11 @@ def _contributed_files(context: Context) -> list[str]:
 
 @pass_context
 def _render_contributed(context: Context, path: str) -> str:
-    contribution = rendered_contributions(context)[path]
+    return render_contribution(context, path, rendered_contributions(context)[path])
+
+
+def render_contribution(context: Context, path: str, contribution: FileContribution) -> str:
+    """The body of one contributed file, rendered with every answer in ``context``."""
     try:
         template = context.environment.from_string(contribution.source)
         return template.render(context.get_all())
@@ -91,7 +96,15 @@ def _plugin_manifest(context: Context) -> str:
             "distribution": backend.plugin.distribution,
             "version": backend.plugin.version,
         },
-        "files": {path: contributions[path].origin for path in sorted(contributions)},
+        # The pristine body of every contributed file: ``mlgen update`` merges plugin
+        # upgrades against it (re-rendering cannot: the old plugin is gone by then).
+        "files": {
+            path: {
+                "origin": contributions[path].origin,
+                "content": render_contribution(context, path, contributions[path]),
+            }
+            for path in sorted(contributions)
+        },
     }
     return json.dumps(manifest, indent=2, sort_keys=True)
 

@@ -6,23 +6,17 @@ then renamed into place, so a failed or interrupted run leaves nothing behind.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import io
-import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import copier
-from copier import errors as copier_errors
-
 from mlgen.answers import validate_answers
 from mlgen.errors import AnswerError, DestinationError, MlgenError
 from mlgen.plugins import get_registry
+from mlgen.render import render_template
 from mlgen.template import question_names
 
 
@@ -60,17 +54,6 @@ def check_destination(destination: Path) -> None:
         raise DestinationError(f"{destination} is not empty; choose a new or empty folder")
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _copier_failure(error: BaseException) -> MlgenError:
-    message = " ".join(str(error).split()) or type(error).__name__
-    return MlgenError(message)
-
-
 def generate(
     destination: Path,
     template: Path | str,
@@ -85,29 +68,11 @@ def generate(
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.mlgen-", dir=destination.parent))
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-            # An editable install renders from its own (possibly uncommitted, untagged)
-            # checkout; copier's notes about that are noise here. Errors still raise.
-            warnings.simplefilter("ignore", copier_errors.DirtyLocalWarning)
-            copier.run_copy(
-                str(template),
-                staging,
-                dict(data),
-                vcs_ref=vcs_ref,
-                defaults=defaults,
-                unsafe=True,
-                quiet=True,
-                overwrite=True,
-            )
-        staging.chmod(0o777 & ~_current_umask())
+        render_template(template, staging, data, defaults=defaults, vcs_ref=vcs_ref)
         check_destination(destination)
         if destination.is_dir():
             destination.rmdir()
         staging.rename(destination)
-    except MlgenError:
-        raise
-    except (copier_errors.CopierError, ValueError) as error:
-        raise _copier_failure(error) from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return destination
