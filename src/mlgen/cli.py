@@ -198,6 +198,77 @@ def check(path: Path, only: tuple[str, ...], python: Path | None) -> None:
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--from-file",
+    "listing",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="A file listing repositories, one path per line.",
+)
+@click.option("--vcs-ref", metavar="REF", help="Template version (default: newest tag).")
+@click.option("--template", metavar="SRC", help="Template source (default: as recorded).")
+@click.option(
+    "--data",
+    "-d",
+    "data",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Change an answer, e.g. -d serving_backend=triton; repeatable.",
+)
+@click.option(
+    "--conflict",
+    "conflict_mode",
+    type=click.Choice(["inline", "rej"]),
+    default="inline",
+    show_default=True,
+    help="Conflict markers in the file, or the file kept and a .rej beside it.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), help="Repositories in parallel.")
+def update(
+    paths: tuple[Path, ...],
+    listing: Path | None,
+    vcs_ref: str | None,
+    template: str | None,
+    data: tuple[str, ...],
+    conflict_mode: str,
+    dry_run: bool,
+    jobs: int | None,
+) -> None:
+    """Bring generated repositories to a new template and plugin version.
+
+    PATHS are repositories (default: the current folder) or folders of them. A
+    three-way merge keeps every local edit; overlapping edits become conflicts (exit 1).
+    Undo an update with: git checkout -- . && git clean -fd
+
+    \b
+    Examples:
+      mlgen update                       # the repository in the current folder
+      mlgen update --dry-run repos/      # every repository below repos/
+      mlgen update -d serving_backend=triton
+    """
+    from mlgen.fleet import expand_targets, options_from, summary_rows, update_fleet
+    from mlgen.generate import parse_data
+
+    repos = expand_targets(list(paths) or ([] if listing else [Path(".")]), listing)
+    options = options_from(
+        parse_data(data),
+        template=template,
+        vcs_ref=vcs_ref,
+        conflict_mode=conflict_mode,
+        dry_run=dry_run,
+    )
+    outcomes = update_fleet(repos, options, jobs)
+    if len(outcomes) == 1:
+        for action, path in outcomes[0].changes:
+            click.echo(f"{action:13} {path}")
+    for line in _format_table(summary_rows(outcomes)[0], summary_rows(outcomes)[1:]):
+        click.echo(line)
+    if any(outcome.needs_attention for outcome in outcomes):
+        raise SystemExit(1)
+
+
+@cli.command()
 @click.argument("destination", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option(
     "--backend",
