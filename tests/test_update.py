@@ -332,3 +332,28 @@ def test_fleet_dry_run_over_a_folder_of_repos(tmp_path: Path, versioned_template
     assert result.returncode == 0 and result.stdout.count("would update") == 3
     for index in range(3):
         assert not (tmp_path / "fleet" / f"m{index}" / "UPGRADING.md").exists()
+
+
+@pytest.mark.slow
+def test_upgraded_repo_passes_mlgen_check_and_its_own_tests(
+    tmp_path: Path, versioned_template: Path
+) -> None:
+    from mlgen.check_runner import run_checks
+    from mlgen.environments import REPO_PYTHON_ENV, python_in, run_in_repo, shared_environment
+
+    repo = make_repo(tmp_path / "repo", versioned_template)
+    readme = repo / "README.md"
+    readme.write_text("# Our model\n" + readme.read_text().split("\n", 1)[1])
+    commit_all(repo, "local edit")
+    assert ("merged", "README.md") in update(repo, vcs_ref="v2")
+    environment = shared_environment(repo)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(REPO_PYTHON_ENV, str(python_in(environment)))
+        failed = [
+            f"{check.name}: {result.detail}" for check, result in run_checks(repo) if not result.ok
+        ]
+    assert failed == []
+    result = run_in_repo(
+        repo, environment, ["python", "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
