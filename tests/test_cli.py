@@ -46,7 +46,7 @@ def test_backends_json_lists_every_backend_with_its_distribution(plugin_site: Pa
         [BIN / "mlgen", "backends", "--json"], capture_output=True, text=True, check=True
     )
     rows = {row["name"]: row for row in json.loads(result.stdout)}
-    assert set(rows) == {"fastapi", "echo"}
+    assert {"fastapi", "echo"} <= set(rows)
     assert rows["echo"]["distribution"] == "acme-echo" and rows["echo"]["version"] == "0.4"
     assert rows["fastapi"]["format"] == "onnx" and rows["fastapi"]["distribution"] == "mlgen"
     for row in rows.values():
@@ -81,10 +81,11 @@ def _new(*arguments: str) -> subprocess.CompletedProcess[str]:
 def test_unknown_backend_is_one_line_with_did_you_mean(tmp_path: Path) -> None:
     result = _new("new", str(tmp_path / "repo"), "--backend", "fastap", "--defaults")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(
         "Error: serving_backend: unknown backend 'fastap'. Did you mean 'fastapi'? "
         "Installed backends: fastapi"
-    ]
+    )
     assert not (tmp_path / "repo").exists()
 
 

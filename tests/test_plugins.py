@@ -11,6 +11,12 @@ from mlgen.errors import PluginError, UnknownBackendError
 from mlgen.plugins import DISABLE_ENV, PluginLoadWarning, load_plugins
 from tests.fake_plugins import FakePlugin, backend_plugin
 
+BUILTIN_BACKENDS = sorted(
+    name
+    for name, registered in load_plugins().backends.items()
+    if registered.plugin.distribution == "mlgen"
+)
+
 
 def test_builtin_backend_is_loaded_from_the_mlgen_entry_point_group() -> None:
     registry = load_plugins()
@@ -27,7 +33,7 @@ def test_entry_point_plugin_from_another_distribution_is_registered(plugin_site:
     registry = load_plugins()
     echo = registry.get_backend("echo")
     assert (echo.plugin.distribution, echo.plugin.version) == ("acme-echo", "2.3")
-    assert registry.backend_names() == sorted(["fastapi", "echo"])
+    assert set(registry.backend_names()) == {"echo", *BUILTIN_BACKENDS}
 
 
 def test_plugin_that_fails_to_import_is_a_warning_naming_its_distribution(
@@ -59,7 +65,7 @@ def test_plugin_raising_while_registering_is_a_warning(plugin_site: Path) -> Non
     with pytest.warns(PluginLoadWarning, match=r"acme-raises 1.0.*RuntimeError: boom"):
         registry = load_plugins()
     assert "raises" not in registry.plugins
-    assert registry.backend_names() == ["fastapi"]
+    assert registry.backend_names() == BUILTIN_BACKENDS
 
 
 def test_two_backends_with_one_name_is_an_error_naming_both_distributions(
@@ -87,9 +93,9 @@ def test_disable_env_var_blocks_named_plugins(
     backend_plugin("echo").install(plugin_site)
     monkeypatch.setenv(DISABLE_ENV, "echo, fastapi")
     registry = load_plugins()
-    assert registry.backend_names() == []
+    assert "echo" not in registry.backend_names() and "fastapi" not in registry.backend_names()
     monkeypatch.setenv(DISABLE_ENV, "echo")
-    assert load_plugins().backend_names() == ["fastapi"]
+    assert load_plugins().backend_names() == BUILTIN_BACKENDS
 
 
 def test_misspelled_hook_fails_loudly(plugin_site: Path) -> None:
@@ -164,3 +170,106 @@ def test_two_plugins_contributing_one_path_is_an_error(plugin_site: Path) -> Non
     backend_plugin("echo").install(plugin_site)
     with pytest.raises(PluginError, match=r"'SERVING.md'.*'echo'.*'extra'"):
         load_plugins().contributed_files({"serving_backend": "echo"})
+
+
+CHECKS_PLUGIN = """
+    import mlgen
+
+    def _readme(repo):
+        return mlgen.CheckResult((repo / "README.md").is_file(), "README.md")
+
+    def _needs_tool(repo):
+        mlgen.checks.find_tool("surely-not-installed-validator", "pip install acme-validator")
+        return mlgen.CheckResult(True)
+
+    @mlgen.hookimpl
+    def mlgen_register_checks(register, repo, answers):
+        register(mlgen.Check("acme-readme", _readme))
+        register(mlgen.Check("acme-tool", _needs_tool))
+        register(mlgen.Check("acme-module", _readme, requires=("acme_missing_module",),
+                             install_hint="pip install acme-extra"))
+"""
+
+
+def test_register_checks_hook_feeds_mlgen_check(
+    plugin_site: Path, tmp_path: Path, template_root: Path
+) -> None:
+    from mlgen.check_runner import run_checks
+    from tests.rendering import render
+
+    FakePlugin("acme-checks", "acme_checks_plugin", "acme-checks", CHECKS_PLUGIN).install(
+        plugin_site
+    )
+    repo = render(template_root, tmp_path / "repo")
+    registry = load_plugins()
+    results = {
+        check.name: result
+        for check, result in run_checks(
+            repo, registry, only=("acme-readme", "acme-tool", "acme-module")
+        )
+    }
+    assert results["acme-readme"].ok
+    assert not results["acme-tool"].ok
+    assert results["acme-tool"].detail == (
+        "surely-not-installed-validator is not installed; install it with: "
+        "pip install acme-validator"
+    )
+    assert results["acme-module"].detail == (
+        "acme_missing_module is not installed; install it with: pip install acme-extra"
+    )
+    (repo / "README.md").unlink()
+    again = dict((c.name, r) for c, r in run_checks(repo, registry, only=("acme-readme",)))
+    assert not again["acme-readme"].ok
+
+
+def test_check_registration_failure_names_the_plugin(
+    plugin_site: Path, tmp_path: Path, template_root: Path
+) -> None:
+    from mlgen.check_runner import collect_checks
+    from tests.rendering import render
+
+    FakePlugin(
+        "acme-bad-checks",
+        "acme_bad_checks_plugin",
+        "bad-checks",
+        """
+        import mlgen
+
+        @mlgen.hookimpl
+        def mlgen_register_checks(register):
+            raise RuntimeError("no checks today")
+    """,
+    ).install(plugin_site)
+    repo = render(template_root, tmp_path / "repo")
+    with pytest.raises(PluginError, match=r"'bad-checks' \(acme-bad-checks 1.0\).*no checks"):
+        collect_checks(repo, load_plugins())
+
+
+def test_mlgen_check_cli_exit_status(
+    plugin_site: Path, tmp_path: Path, template_root: Path
+) -> None:
+    import subprocess
+
+    from tests.conftest import BIN
+    from tests.rendering import render
+
+    FakePlugin("acme-checks", "acme_checks_plugin", "acme-checks", CHECKS_PLUGIN).install(
+        plugin_site
+    )
+    repo = render(template_root, tmp_path / "repo")
+    passing = subprocess.run(
+        [BIN / "mlgen", "check", str(repo), "--only", "acme-readme"], capture_output=True, text=True
+    )
+    assert passing.returncode == 0, passing.stdout
+    assert passing.stdout.splitlines() == ["pass  acme-readme  README.md", "1 passed, 0 failed"]
+    failing = subprocess.run(
+        [BIN / "mlgen", "check", str(repo), "--only", "acme-readme", "--only", "acme-tool"],
+        capture_output=True,
+        text=True,
+    )
+    assert failing.returncode == 1
+    assert "FAIL  acme-tool  surely-not-installed-validator is not installed" in failing.stdout
+    unknown = subprocess.run(
+        [BIN / "mlgen", "check", str(repo), "--only", "nope"], capture_output=True, text=True
+    )
+    assert unknown.returncode == 1 and "Error: no checks ran" in unknown.stderr

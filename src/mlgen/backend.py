@@ -15,7 +15,8 @@ from typing import Any, Literal, get_args
 ExportFormat = Literal["onnx", "torchscript", "savedmodel"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 
-_BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+"""What a backend name may be (it is an answer value and an entry-point name)."""
 _PORT_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,13}[a-z0-9])?$")  # Kubernetes IANA_SVC_NAME
 
 
@@ -161,7 +162,7 @@ class Backend:
     dev_dependencies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not _BACKEND_NAME.match(self.name):
+        if not BACKEND_NAME.match(self.name):
             raise BackendDefinitionError(
                 f"backend name {self.name!r} must be lower-case letters, digits, '-' or '_', "
                 "starting with a letter"

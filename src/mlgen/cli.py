@@ -293,6 +293,36 @@ def demo(destination: Path | None, backend: str, run_tests: bool) -> None:
     run_demo(destination, backend, run_tests, click.echo)
 
 
+@cli.group()
+def plugin() -> None:
+    """Tools for plugin authors."""
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.argument("destination", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--data",
+    "-d",
+    "data",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Answer a scaffold question (description, distribution_name, module_name, author).",
+)
+def plugin_new(name: str, destination: Path | None, data: tuple[str, ...]) -> None:
+    """Scaffold an installable backend plugin package for backend NAME.
+
+    DESTINATION defaults to ./mlgen-NAME. The package starts as a copy of the reference
+    backend (FastAPI + ONNX Runtime) and carries the contract suite in its tests.
+    """
+    from mlgen.generate import parse_data
+    from mlgen.plugin_scaffold import scaffold_plugin
+
+    created = scaffold_plugin(name, destination, dict(parse_data(data)))
+    click.echo(f"Created {created}")
+    click.echo(f"Next: cd {created} && pip install -e '.[test]' && pytest")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="mlgen")

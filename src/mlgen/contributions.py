@@ -25,14 +25,15 @@ class FileContribution:
     origin: str = ""
 
 
-def _walk(node: Traversable, prefix: str) -> list[tuple[str, Traversable]]:
+def walk_files(node: Traversable, prefix: str = "") -> list[tuple[str, Traversable]]:
+    """Every file below ``node`` as ``(relative path, resource)``, sorted, caches skipped."""
     found: list[tuple[str, Traversable]] = []
     for child in sorted(node.iterdir(), key=lambda item: item.name):
         if child.name == "__pycache__" or child.name.endswith((".pyc", ".pyo")):
             continue
         relative = f"{prefix}{child.name}"
         if child.is_dir():
-            found.extend(_walk(child, relative + "/"))
+            found.extend(walk_files(child, relative + "/"))
         else:
             found.append((relative, child))
     return found
@@ -47,7 +48,7 @@ def contributions_from_package(package: str, directory: str, origin: str) -> lis
     if not root.is_dir():
         raise FileNotFoundError(f"{origin}: templates folder {package}/{directory} does not exist")
     contributions = []
-    for relative, node in _walk(root, ""):
+    for relative, node in walk_files(root):
         path = relative.removesuffix(TEMPLATE_SUFFIX)
         contributions.append(FileContribution(path, node.read_text(encoding="utf-8"), origin))
     return contributions

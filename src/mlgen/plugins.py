@@ -163,8 +163,15 @@ def _warn(registry: PluginRegistry, message: str) -> None:
     warnings.warn(message, PluginLoadWarning, stacklevel=3)
 
 
-def load_plugins(entry_points: Iterable[metadata.EntryPoint] | None = None) -> PluginRegistry:
-    """Build a plugin manager from the ``mlgen`` entry points and collect what they register."""
+def load_plugins(
+    entry_points: Iterable[metadata.EntryPoint] | None = None,
+    extra: Iterable[tuple[str, object]] = (),
+) -> PluginRegistry:
+    """Build a plugin manager from the ``mlgen`` entry points and collect what they register.
+
+    ``extra`` adds ``(name, module)`` plugins after the entry points, exactly as if they
+    were installed (plugin authors' tests use it through ``mlgen.testing.registry_with``).
+    """
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     registry = PluginRegistry(manager)
@@ -195,6 +202,9 @@ def load_plugins(entry_points: Iterable[metadata.EntryPoint] | None = None) -> P
             )
             continue
         _register(registry, module, info)
+    for name, module in extra:
+        api_version = getattr(module, "MLGEN_PLUGIN_API", hookspecs.PLUGIN_API_VERSION)
+        _register(registry, module, PluginInfo(name, "(not installed)", "0", api_version))
     return registry
 
 

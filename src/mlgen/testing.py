@@ -40,7 +40,7 @@ from mlgen.check_runner import run_checks
 from mlgen.checks import find_tool
 from mlgen.environments import REPO_PYTHON_ENV, python_in, run_in_repo, shared_environment
 from mlgen.generate import generate
-from mlgen.plugins import RegisteredBackend, get_registry
+from mlgen.plugins import PluginRegistry, RegisteredBackend, get_registry, load_plugins
 from mlgen.template import default_template, recorded_answers
 
 EXPORT_PROBE = """
@@ -60,6 +60,13 @@ difference = float(np.max(np.abs(np.asarray(exported, dtype=np.float64) - expect
 print(modeling.EXPORT_FORMAT, artifact.name, difference)
 sys.exit(0 if difference <= 1e-4 else 1)
 """
+
+
+def registry_with(*modules: object) -> PluginRegistry:
+    """The installed plugins plus ``modules`` (each registered under its ``__name__``)."""
+    return load_plugins(
+        extra=[(str(getattr(module, "__name__", module)), module) for module in modules]
+    )
 
 
 def render_repository(destination: Path, backend: str, **answers: Any) -> Path:

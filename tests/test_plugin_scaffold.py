@@ -1,0 +1,124 @@
+"""``mlgen plugin new``: the scaffold renders, lints, installs beside mlgen and works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mlgen.cli import cli
+from tests.conftest import BIN, REPO_ROOT
+
+
+def _scaffold(destination: Path, name: str = "acme") -> Path:
+    result = CliRunner().invoke(
+        cli, ["plugin", "new", name, str(destination), "-d", "description=Acme serving backend"]
+    )
+    assert result.exit_code == 0, result.output
+    return destination
+
+
+def test_scaffold_is_a_complete_plugin_package(tmp_path: Path) -> None:
+    package = _scaffold(tmp_path / "mlgen-acme")
+    pyproject = (package / "pyproject.toml").read_text()
+    assert '[project.entry-points.mlgen]\nacme = "mlgen_acme"' in pyproject
+    module = package / "src" / "mlgen_acme"
+    assert 'name="acme"' in (module / "__init__.py").read_text()
+    reference = REPO_ROOT / "plugins" / "mlgen_fastapi" / "files"
+    copied = sorted(
+        p.relative_to(module / "files").as_posix()
+        for p in (module / "files").rglob("*")
+        if p.is_file()
+    )
+    expected = sorted(
+        p.relative_to(reference).as_posix()
+        for p in reference.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    )
+    assert copied == expected
+    for relative in expected:  # copied verbatim: rendered later, per model repository
+        assert (module / "files" / relative).read_bytes() == (reference / relative).read_bytes()
+    result = subprocess.run(
+        [str(BIN / "ruff"), "check", "--isolated", "--no-cache", "."],
+        cwd=package,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Acme", "is not a backend name"),
+        ("1acme", "is not a backend name"),
+    ],
+)
+def test_bad_plugin_name_is_refused(tmp_path: Path, name: str, message: str) -> None:
+    result = CliRunner().invoke(cli, ["plugin", "new", name, str(tmp_path / "p")])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.slow
+def test_scaffold_installed_next_to_mlgen_works_end_to_end(tmp_path: Path) -> None:
+    """A fresh environment with mlgen (built as a wheel) and the scaffolded plugin."""
+    from mlgen.environments import uv_binary
+
+    package = _scaffold(tmp_path / "mlgen-acme")
+    environment = tmp_path / "venv"
+    uv = uv_binary()
+    subprocess.run([uv, "venv", "--quiet", "--python", "3.11", str(environment)], check=True)
+    subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(environment / "bin" / "python"),
+            f"{REPO_ROOT}[check,test]",
+            str(package),
+        ],
+        check=True,
+    )
+    bin_dir = environment / "bin"
+
+    listed = subprocess.run(
+        [str(bin_dir / "mlgen"), "backends", "--json"], check=True, capture_output=True, text=True
+    ).stdout
+    acme = next(row for row in json.loads(listed) if row["name"] == "acme")
+    assert (acme["distribution"], acme["api_version"]) == ("mlgen-acme", 1)
+
+    repo = tmp_path / "model"
+    subprocess.run(
+        [
+            str(bin_dir / "copier"),
+            "copy",
+            "--quiet",
+            "--trust",
+            "--defaults",
+            "-d",
+            "serving_backend=acme",
+            str(REPO_ROOT),
+            str(repo),
+        ],
+        check=True,
+    )
+    manifest = json.loads((repo / ".mlgen" / "plugins.json").read_text())
+    assert manifest["backend"]["distribution"] == "mlgen-acme"
+
+    # The scaffold's own tests: registration, then the contract suite (which renders a
+    # repository, runs `mlgen check` on it and serves a prediction).
+    result = subprocess.run(
+        [str(bin_dir / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=package,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "8 passed" in result.stdout.splitlines()[-1]
