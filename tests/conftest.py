@@ -64,3 +64,11 @@ class BuiltRepos:
 def built_repos(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> BuiltRepos:
     """Session-wide generated repositories (the slow tier shares their environments)."""
     return BuiltRepos(tmp_path_factory.mktemp("generated"), template_root)
+
+
+@pytest.fixture(scope="session")
+def versioned_template(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Path:
+    """A git repository with the real template at tag v1, and with a change at tag v2."""
+    from tests.versioned import build_versioned_template
+
+    return build_versioned_template(tmp_path_factory.mktemp("versioned"), template_root)

@@ -16,19 +16,12 @@ from tests.conftest import BIN
 from tests.versioned import (
     MIGRATION_MARKER,
     README_V2_LINE,
-    build_versioned_template,
     commit_all,
     echo_plugin,
     git,
     init_repo,
     install_plugin_version,
 )
-
-
-@pytest.fixture(scope="session")
-def versioned_template(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Path:
-    """The real template at tag v1, and with a change at tag v2."""
-    return build_versioned_template(tmp_path_factory.mktemp("versioned"), template_root)
 
 
 def make_repo(destination: Path, template: Path, **answers: str) -> Path:

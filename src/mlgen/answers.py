@@ -9,6 +9,7 @@ from __future__ import annotations
 import keyword
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -60,6 +61,8 @@ def _free_text(value: Any) -> str:
         return "must not contain Jinja markers such as '{{', '{%' or '{#'"
     if "\n" in text or "\r" in text:
         return "must be a single line"
+    if any(unicodedata.category(character) in ("Cc", "Cs") for character in text):
+        return "must be printable text (no control characters)"
     if len(text) > 300:
         return f"is {len(text)} characters; use at most 300"
     return ""

@@ -113,11 +113,20 @@ def _backend_data(name: str) -> dict[str, Any]:
     return get_registry().get_backend(name).backend.as_template_data()
 
 
+def quoted(value: Any) -> str:
+    """A double-quoted string literal valid in TOML, Python, JSON and YAML alike.
+
+    (Jinja's ``tojson`` writes non-BMP characters as surrogate pairs, which TOML rejects.)
+    """
+    return json.dumps(str(value), ensure_ascii=False)
+
+
 class MlgenExtension(Extension):
-    """Adds the ``mlgen_*`` globals to copier's Jinja environment."""
+    """Adds the ``mlgen_*`` globals and the ``quoted`` filter to copier's Jinja environment."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
+        environment.filters["quoted"] = quoted
         environment.globals.update(
             mlgen_backend_names=lambda: get_registry().backend_names(),
             mlgen_backend=_backend_data,

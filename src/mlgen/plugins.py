@@ -89,8 +89,9 @@ class PluginRegistry:
         found = contributions_from_package(
             backend.templates_package, backend.templates_dir, registered.plugin.label
         )
+        labels = {name: info.label for name, info in self.plugins.items()}
         for plugin_name, results in call_each(
-            self.manager, "mlgen_contribute_files", answers=answers
+            self.manager, "mlgen_contribute_files", labels=labels, answers=answers
         ):
             origin = self.plugins[plugin_name].label
             for contribution in results or ():
@@ -108,7 +109,11 @@ class PluginRegistry:
 
 
 def call_each(
-    manager: pluggy.PluginManager, hook_name: str, only: str | None = None, **kwargs: Any
+    manager: pluggy.PluginManager,
+    hook_name: str,
+    only: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    **kwargs: Any,
 ) -> list[tuple[str, Any]]:
     """Call one hook's implementations one by one (optionally only plugin ``only``).
 
@@ -120,7 +125,17 @@ def call_each(
         if only is not None and implementation.plugin_name != only:
             continue
         arguments = [kwargs[name] for name in implementation.argnames]
-        results.append((implementation.plugin_name, implementation.function(*arguments)))
+        try:
+            result = implementation.function(*arguments)
+        except Exception as error:
+            if labels is None:
+                raise
+            label = labels.get(implementation.plugin_name, repr(implementation.plugin_name))
+            raise PluginError(
+                f"{label} failed in {hook_name}: {type(error).__name__}: "
+                f"{' '.join(str(error).split())}"
+            ) from error
+        results.append((implementation.plugin_name, result))
     return results
 
 

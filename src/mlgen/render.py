@@ -53,5 +53,7 @@ def render_template(
         raise
     except (copier_errors.CopierError, ValueError) as error:
         raise MlgenError(" ".join(str(error).split()) or type(error).__name__) from error
+    except OSError as error:  # disk full, permissions, ...: one line, nothing left behind
+        raise MlgenError(f"could not write {destination}: {error.strerror or error}") from error
     destination.chmod(0o777 & ~_current_umask())
     return destination
