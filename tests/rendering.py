@@ -19,6 +19,26 @@ def installed_backends() -> list[str]:
     return get_registry().backend_names()
 
 
+def slow_tier_backends() -> list[str]:
+    """One backend per distinct runtime: backends that differ only in their container
+    resources (``triton`` and ``triton-gpu``) share files and environment, so the slow
+    tier (environment, own suite, contract) runs the first of them; the fast tier and the
+    artifact validators still cover every backend."""
+    seen: dict[tuple[object, ...], str] = {}
+    registry = get_registry()
+    for name in registry.backend_names():
+        backend = registry.backends[name].backend
+        key = (
+            backend.templates_package,
+            backend.templates_dir,
+            backend.dependencies,
+            backend.dev_dependencies,
+            backend.export_format,
+        )
+        seen.setdefault(key, name)
+    return sorted(seen.values())
+
+
 def render(template: Path, destination: Path, **answers: Any) -> Path:
     """Render ``template`` into ``destination`` with copier's API, like ``copier copy``."""
     copier.run_copy(

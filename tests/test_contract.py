@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from mlgen.testing import BackendContract
-from tests.rendering import installed_backends
+from tests.rendering import slow_tier_backends
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session", params=installed_backends())
+@pytest.fixture(scope="session", params=slow_tier_backends())
 def contract_backend(request: pytest.FixtureRequest) -> str:
     """Each installed backend in turn, built-in or third-party."""
     return str(request.param)

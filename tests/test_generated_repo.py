@@ -11,12 +11,12 @@ import pytest
 
 from mlgen.environments import run_in_repo
 from tests.conftest import BuiltRepos
-from tests.rendering import installed_backends
+from tests.rendering import slow_tier_backends
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("backend", installed_backends())
+@pytest.mark.parametrize("backend", slow_tier_backends())
 def test_generated_repo_passes_its_own_test_suite(built_repos: BuiltRepos, backend: str) -> None:
     repo, environment = built_repos.get(backend)
     result = run_in_repo(
