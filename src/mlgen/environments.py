@@ -21,6 +21,10 @@ from pathlib import Path
 from mlgen.errors import MlgenError
 
 CACHE_ENV = "MLGEN_ENV_CACHE"
+LOCAL_WHEELS = Path("/opt/wheels")
+"""A folder of prebuilt wheels some machines carry (CPU torch): used as uv find-links
+when present and ``UV_FIND_LINKS`` is not set, so torch resolves to the local CPU build
+instead of a multi-GB CUDA download."""
 _COMPLETE_MARKER = ".mlgen-complete"
 
 
@@ -100,8 +104,15 @@ def shared_environment(
     return environment
 
 
+def _uv_environment() -> dict[str, str]:
+    environment = dict(os.environ)
+    if "UV_FIND_LINKS" not in environment and LOCAL_WHEELS.is_dir():
+        environment["UV_FIND_LINKS"] = str(LOCAL_WHEELS)
+    return environment
+
+
 def _run(command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, env=_uv_environment())
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
         raise MlgenError(f"{' '.join(command[:3])} failed: {' | '.join(tail)}")
