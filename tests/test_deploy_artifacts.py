@@ -163,7 +163,7 @@ def test_manifests_follow_the_backend_and_the_restricted_profile(
                 p.container_port for p in container_spec.ports
             ]
             assert container["readinessProbe"]["httpGet"] == {
-                "path": container_spec.readiness.path,
+                "path": container_spec.readiness.path.replace("{model_name}", "demo-model"),
                 "port": container_spec.readiness.port,
             }
             assert container["resources"]["limits"]["memory"] == (

@@ -46,7 +46,11 @@ class Port:
 
 @dataclass(frozen=True)
 class Probe:
-    """An HTTP probe on one of the container's named ports."""
+    """An HTTP probe on one of the container's named ports.
+
+    ``{model_name}`` in ``path`` is replaced by the repository's ``model_name`` answer
+    (TF Serving's REST paths name the model: ``/v1/models/{model_name}/metadata``).
+    """
 
     path: str
     port: str

@@ -155,8 +155,13 @@ class BackendContract:
                 for probe_name in ("readinessProbe", "livenessProbe"):
                     probe = container[probe_name]["httpGet"]
                     assert probe["port"] in ports, (probe_name, probe)
-                assert container["readinessProbe"]["httpGet"]["path"] == spec.readiness.path
-                assert container["livenessProbe"]["httpGet"]["path"] == spec.liveness.path
+                model_name = str(recorded_answers(contract_repo)["model_name"])
+                for probe_name, probe_spec in (
+                    ("readinessProbe", spec.readiness),
+                    ("livenessProbe", spec.liveness),
+                ):
+                    path = probe_spec.path.replace("{model_name}", model_name)
+                    assert container[probe_name]["httpGet"]["path"] == path
 
     def test_exported_model_loads_in_the_backend_format(
         self,
