@@ -184,7 +184,7 @@ def test_any_answer_set_is_rejected_cleanly_or_renders_valid_artifacts(
 
 @pytest.mark.slow
 @settings(
-    max_examples=3,
+    max_examples=2,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
