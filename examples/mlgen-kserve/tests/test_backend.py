@@ -1,0 +1,51 @@
+"""Quick tests: the plugin loads through its entry point and registers its backend."""
+
+from __future__ import annotations
+
+from mlgen.plugins import load_plugins
+
+
+def test_backend_is_registered_through_the_entry_point() -> None:
+    registry = load_plugins()
+    registered = registry.get_backend("kserve")
+    assert registered.plugin.distribution == "mlgen-kserve"
+    assert registered.plugin.api_version == 1
+
+
+def test_backend_contributes_files() -> None:
+    registry = load_plugins()
+    files = registry.contributed_files({"serving_backend": "kserve"})
+    assert "src/{{ package_name }}/modeling.py" in files
+
+
+def test_backend_serves_with_kserve_not_the_reference_app() -> None:
+    registry = load_plugins()
+    files = registry.contributed_files({"serving_backend": "kserve"})
+    for path in (
+        "src/{{ package_name }}/serving/model.py",
+        "src/{{ package_name }}/serving/client.py",
+        "src/{{ package_name }}/serving/smoke.py",
+        "tests/test_serving.py",
+        "Dockerfile",
+        "docs/serving.md",
+        "deploy/kserve/inferenceservice.yaml",
+    ):
+        assert path in files, path
+    assert "src/{{ package_name }}/serving/app.py" not in files
+    assert not any(path.startswith("deploy/k8s/") for path in files)
+
+
+def test_backend_definition_follows_kserve_defaults() -> None:
+    import mlgen_kserve
+
+    container = load_plugins().get_backend("kserve").backend.container
+    assert {port.name: port.container_port for port in container.ports} == {
+        "http": 8080,
+        "grpc": 8081,
+    }
+    assert (container.readiness.path, container.liveness.path) == (
+        "/v2/health/ready",
+        "/v2/health/live",
+    )
+    assert container.metrics_port == "http"
+    assert "kserve==" + mlgen_kserve.KSERVE_VERSION in mlgen_kserve.BACKEND.dependencies
