@@ -84,18 +84,21 @@ class BackendContract:
     """What every serving backend must satisfy. Provide a ``contract_backend`` fixture."""
 
     @pytest.fixture(scope="class")
-    def contract_registered(self, contract_backend: str) -> RegisteredBackend:
+    @classmethod
+    def contract_registered(cls, contract_backend: str) -> RegisteredBackend:
         return get_registry().get_backend(contract_backend)
 
     @pytest.fixture(scope="class")
+    @classmethod
     def contract_repo(
-        self, contract_backend: str, tmp_path_factory: pytest.TempPathFactory
+        cls, contract_backend: str, tmp_path_factory: pytest.TempPathFactory
     ) -> Path:
         root = tmp_path_factory.mktemp(f"contract-{contract_backend}")
         return render_repository(root / "repo", contract_backend)
 
     @pytest.fixture(scope="class")
-    def contract_environment(self, contract_repo: Path) -> Path:
+    @classmethod
+    def contract_environment(cls, contract_repo: Path) -> Path:
         return shared_environment(contract_repo)
 
     @pytest.fixture
