@@ -33,11 +33,13 @@ def run_demo(
     echo(f"Generated {repo} (backend {backend_name})")
     echo("Preparing its Python environment with uv (cached after the first run)...")
     environment = shared_environment(repo)
+    package = str(recorded_answers(repo)["package_name"])
     steps = [
         (
-            "smoke test",
-            registered.backend.smoke_command(str(recorded_answers(repo)["package_name"])),
-        )
+            "training (Feast point-in-time join, MLflow registry)",
+            ["python", "-m", f"{package}.train"],
+        ),
+        ("smoke test", registered.backend.smoke_command(package)),
     ]
     if run_tests:
         steps.append(("test suite", ["python", "-m", "pytest", "-q"]))
