@@ -90,9 +90,7 @@ class BackendContract:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def contract_repo(
-        cls, contract_backend: str, tmp_path_factory: pytest.TempPathFactory
-    ) -> Path:
+    def contract_repo(cls, contract_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
         root = tmp_path_factory.mktemp(f"contract-{contract_backend}")
         return render_repository(root / "repo", contract_backend)
 
