@@ -1,0 +1,570 @@
+"""Serving: the generated FastAPI service under wrk, against a hello-world FastAPI app.
+
+A repository is rendered from the checkout's template (fastapi backend), its model
+trained in the repository's own environment (``mlgen.environments.shared_environment``)
+and served with the production command of the backend (``uvicorn <app> --host --port``:
+one worker, uvicorn's defaults) on loopback, pinned to CPU 0 with ``taskset`` when it is
+available. Next to it run the same service with online drift off (``ONLINE_DRIFT=0``)
+and a hello-world FastAPI app (``GET /`` answering a constant JSON object) with the same
+uvicorn settings. ``wrk`` (one thread, pinned to CPU 1) loads one server at a time; the
+scenarios alternate, round after round, so that the load of a shared machine falls on
+all of them alike, and the medians of the rounds are compared:
+
+* throughput and p95 latency of single-row ``POST /predict`` vs hello-world, at 1 and 8
+  connections (targets: >= 0.8x the throughput, <= 1.3x the p95);
+* the server's CPU time per single-row request vs hello-world's, at 8 connections
+  (target <= 1.25x: the throughput target as CPU time, read from /proc around each run;
+  other load on the machine lowers both rates but hardly moves this);
+* rows per second of 64-row batches vs single rows, at 8 connections (target >= 10x);
+* p95 latency of single rows at 8 connections vs the repository's latency objective
+  (``latency_slo_p95_ms``, 100 ms by default);
+* p50 latency (and server CPU time) of single rows at 1 connection with online drift
+  on vs off (target: at most 5 % more).
+
+Every wrk run must end without socket errors or non-2xx answers. Needs ``wrk``
+(``bash scripts/system-tools`` installs it). Run: ``python benchmarks/serving.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    Measurement,
+    base_parser,
+    comparison,
+    environment_info,
+    write_result,
+)
+from _fixtures import plain_template
+
+NAME = "serving"
+ANSWERS = {"model_name": "bench-serving", "serving_backend": "fastapi"}
+HOST = "127.0.0.1"
+SERVER_CPU, CLIENT_CPU = "0", "1"
+READY_TIMEOUT_S = 120.0
+BATCH_ROWS = 64
+TARGETS = {"throughput": 0.8, "p95": 1.3, "batch": 10.0, "drift_overhead": 1.05}
+HELLO_APP = """\
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/")
+async def hello() -> dict[str, str]:
+    return {"message": "hello world"}
+"""
+# What uvicorn's "auto" loop and http settings pick in the repository's environment.
+UVICORN_IMPLEMENTATIONS = (
+    "import json; from importlib.util import find_spec as f; print(json.dumps({"
+    "'loop': 'uvloop' if f('uvloop') else 'asyncio', "
+    "'http': 'httptools' if f('httptools') else 'h11'}))"
+)
+# Rows of the repository's synthetic data set, as request objects.
+EXAMPLE_ROWS = (
+    "import json; from PACKAGE.data import make_dataset; from PACKAGE.features import "
+    "FEATURE_NAMES; X, _ = make_dataset(256, seed=3); "
+    "print(json.dumps([dict(zip(FEATURE_NAMES, map(float, x))) for x in X]))"
+)
+# Prints one JSON line at the end of a run: counts, errors and latency percentiles (us).
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, '
+    .. '"write": %d, "status": %d, "timeout": %d, "p50_us": %d, "p95_us": %d, '
+    .. '"p99_us": %d, "max_us": %d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+end
+"""
+
+
+Scenario = tuple[str, Path, int, int]
+"""URL, wrk script, connections and the server's process id."""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """One wrk run: requests, errors and latency percentiles."""
+
+    requests: int
+    seconds: float
+    socket_errors: int
+    non_2xx: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    cpu_us_per_request: float | None = None
+
+    @property
+    def rate(self) -> float:
+        """Requests per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def pinned(cpu: str) -> list[str]:
+    """``taskset -c CPU`` when taskset exists and the machine has that CPU, else nothing."""
+    taskset = shutil.which("taskset")
+    if taskset is None or (os.cpu_count() or 1) <= int(cpu):
+        return []
+    return [taskset, "-c", cpu]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    """GET ``url`` without any proxy; the status and body (errors too)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def production_arguments(app: str, port: int) -> list[str]:
+    """The backend's container command (``uvicorn APP --host ... --port ...``), with
+    ``app`` and a loopback address; everything else as in production."""
+    from mlgen_fastapi import BACKEND
+
+    command = list(BACKEND.container.command)
+    command[1] = app
+    command[command.index("--host") + 1] = HOST
+    command[command.index("--port") + 1] = str(port)
+    return command[1:]
+
+
+@contextmanager
+def uvicorn_server(
+    python: Path, app: str, *, cwd: Path, env: dict[str, str], ready_path: str, log: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run ``python -m uvicorn APP`` (production arguments) pinned to the server CPU until
+    the block ends; yield its base URL and process. Always stopped (SIGTERM, then KILL)."""
+    port = free_port()
+    command = [*pinned(SERVER_CPU), str(python), "-m", "uvicorn", *production_arguments(app, port)]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            base_url = f"http://{HOST}:{port}"
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"{app} exited {process.returncode}:\n"
+                        f"{log.read_text(errors='replace')[-2000:]}"
+                    )
+                try:
+                    if http_get(base_url + ready_path, timeout=2)[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{app} not ready within {READY_TIMEOUT_S:.0f} s")
+                time.sleep(0.2)
+            yield base_url, process
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def wrk_script(folder: Path, name: str, method: str = "GET", body: str | None = None) -> Path:
+    """A wrk Lua script sending ``method`` with a JSON ``body`` and printing WRK_JSON."""
+    lines = [f'wrk.method = "{method}"']
+    if body is not None:
+        lines += [
+            f"wrk.body = {json.dumps(body)}",
+            'wrk.headers["Content-Type"] = "application/json"',
+        ]
+    path = folder / f"{name}.lua"
+    path.write_text("\n".join(lines) + "\n" + WRK_REPORT, encoding="utf-8")
+    return path
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (``None`` where there is no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(
+    url: str, script: Path, connections: int, seconds: float, server_pid: int | None = None
+) -> WrkResult:
+    """One bounded wrk run (one thread, pinned to the client CPU); with ``server_pid``,
+    also the server's CPU time per request (less sensitive to a busy machine than the
+    rate: other processes taking the CPU lower the rate, not the CPU per request)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is not installed; run: bash scripts/system-tools")
+    command = [
+        *pinned(CLIENT_CPU),
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
+    cpu_before = cpu_seconds(server_pid) if server_pid else None
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    cpu_after = cpu_seconds(server_pid) if server_pid else None
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
+    if result.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({result.returncode}): {result.stdout}{result.stderr}")
+    data = json.loads(line.removeprefix("WRK_JSON "))
+    cpu = None
+    if cpu_before is not None and cpu_after is not None and data["requests"]:
+        cpu = (cpu_after - cpu_before) / data["requests"] * 1e6
+    return WrkResult(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        socket_errors=data["connect"] + data["read"] + data["write"] + data["timeout"],
+        non_2xx=data["status"],
+        p50_ms=data["p50_us"] / 1000,
+        p95_ms=data["p95_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        cpu_us_per_request=cpu,
+    )
+
+
+def repo_python(repo: Path, environment: Path, code: str) -> str:
+    """Run ``code`` with the repository's package importable; its stdout."""
+    from mlgen.environments import run_in_repo
+
+    result = run_in_repo(repo, environment, ["python", "-c", code], timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"{code!r} failed:\n{result.stdout}{result.stderr}")
+    return str(result.stdout)
+
+
+def prepare_repo(scratch: Path) -> tuple[Path, Path, str, float]:
+    """Render and train: the repository, its environment, package and SLO (ms)."""
+    from mlgen.environments import run_in_repo, shared_environment
+    from mlgen.generate import generate
+
+    print("rendering the repository and building its environment", file=sys.stderr)
+    repo = generate(scratch / "bench-serving", plain_template(scratch), ANSWERS, defaults=True)
+    environment = shared_environment(repo)
+    import yaml
+
+    answers = yaml.safe_load((repo / ".copier-answers.yml").read_text(encoding="utf-8"))
+    package = str(answers["package_name"])
+    print("training the model", file=sys.stderr)
+    trained = run_in_repo(
+        repo,
+        environment,
+        ["python", "-m", f"{package}.train", "--source", "synthetic", "--no-register"],
+        timeout=900,
+    )
+    if trained.returncode != 0:
+        raise RuntimeError(f"training failed:\n{trained.stdout}{trained.stderr}")
+    return repo, environment, package, float(answers["latency_slo_p95_ms"])
+
+
+def server_environment(repo: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), **extra}
+    env.pop("PYTHONHOME", None)
+    return env
+
+
+def main() -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument(
+        "--duration", type=float, default=None, help="seconds per wrk run (default 5; --quick: 1)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="seconds of untimed load per scenario first (default 2)",
+    )
+    args = parser.parse_args()
+    repeats = args.repeats or (1 if args.quick else 5)
+    duration = args.duration or (1.0 if args.quick else 5.0)
+    warmup = 1.0 if args.quick else args.warmup
+    started = time.time()
+    environment = environment_info()
+    scratch = Path(tempfile.mkdtemp(prefix="mlgen-bench-serving-"))
+    try:
+        repo, repo_env, package, slo_ms = prepare_repo(scratch)
+        python = repo_env / "bin" / "python"
+        rows = json.loads(repo_python(repo, repo_env, EXAMPLE_ROWS.replace("PACKAGE", package)))
+        implementations = repo_python(repo, repo_env, UVICORN_IMPLEMENTATIONS)
+        hello_dir = scratch / "hello"
+        hello_dir.mkdir()
+        (hello_dir / "hello_app.py").write_text(HELLO_APP, encoding="utf-8")
+        scripts = {
+            "single": wrk_script(scratch, "single", "POST", json.dumps(rows[0])),
+            "batch": wrk_script(
+                scratch, "batch", "POST", json.dumps({"instances": rows[:BATCH_ROWS]})
+            ),
+            "hello": wrk_script(scratch, "hello"),
+        }
+        app = f"{package}.serving.app:app"
+        with ExitStack() as servers:
+            print("starting the servers", file=sys.stderr)
+            service, service_process = servers.enter_context(
+                uvicorn_server(
+                    python,
+                    app,
+                    cwd=repo,
+                    env=server_environment(repo),
+                    ready_path="/ready",
+                    log=scratch / "service.log",
+                )
+            )
+            no_drift, no_drift_process = servers.enter_context(
+                uvicorn_server(
+                    python,
+                    app,
+                    cwd=repo,
+                    env=server_environment(repo, ONLINE_DRIFT="0"),
+                    ready_path="/ready",
+                    log=scratch / "service-no-drift.log",
+                )
+            )
+            hello, hello_process = servers.enter_context(
+                uvicorn_server(
+                    python,
+                    "hello_app:app",
+                    cwd=hello_dir,
+                    env=server_environment(hello_dir),
+                    ready_path="/",
+                    log=scratch / "hello.log",
+                )
+            )
+            pids = {
+                "hello": hello_process.pid,
+                "service": service_process.pid,
+                "no drift": no_drift_process.pid,
+            }
+            scenarios: dict[str, Scenario] = {
+                "hello 1c": (hello + "/", scripts["hello"], 1, pids["hello"]),
+                "single 1c": (service + "/predict", scripts["single"], 1, pids["service"]),
+                "single no-drift 1c": (
+                    no_drift + "/predict",
+                    scripts["single"],
+                    1,
+                    pids["no drift"],
+                ),
+                "hello 8c": (hello + "/", scripts["hello"], 8, pids["hello"]),
+                "single 8c": (service + "/predict", scripts["single"], 8, pids["service"]),
+                "batch64 8c": (service + "/predict", scripts["batch"], 8, pids["service"]),
+            }
+            results = measure(scenarios, repeats, duration, warmup)
+            psi_exported = b"model_feature_psi{" in http_get(service + "/metrics")[1]
+            rss_mb = rss_megabytes(service_process.pid)
+        measurements, comparisons = summarise(results, slo_ms)
+        errors = {
+            label: sum(r.socket_errors + r.non_2xx for r in runs) for label, runs in results.items()
+        }
+        checks = {
+            "no socket errors or non-2xx answers": "ok"
+            if not any(errors.values())
+            else f"FAILED: {errors}",
+            "model_feature_psi exported after the runs": psi_exported,
+            "service RSS after the runs (MB)": rss_mb,
+        }
+        parameters = {
+            "repeats": repeats,
+            "duration_s": duration,
+            "warmup_s": warmup,
+            "batch_rows": BATCH_ROWS,
+            "server_cpu": SERVER_CPU if pinned(SERVER_CPU) else None,
+            "client_cpu": CLIENT_CPU if pinned(CLIENT_CPU) else None,
+            "server_command": ["python", "-m", "uvicorn", *production_arguments(app, 0)],
+            "uvicorn": json.loads(implementations),
+            "latency_slo_p95_ms": slo_ms,
+            "wrk": "wrk -t1 -c{1,8} --timeout 10s",
+        }
+        write_result(
+            NAME, args, started, environment, parameters, measurements, comparisons, checks
+        )
+        return 0 if not any(errors.values()) else 1
+    finally:
+        if args.keep:
+            print(f"kept {scratch}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def measure(
+    scenarios: dict[str, Scenario], repeats: int, duration: float, warmup: float
+) -> dict[str, list[WrkResult]]:
+    """Warm every scenario up, then run them all ``repeats`` times, alternating."""
+    for label, (url, script, connections, _) in scenarios.items():
+        run_wrk(url, script, connections, warmup)
+        print(f"  warm-up  {label}", file=sys.stderr, flush=True)
+    results: dict[str, list[WrkResult]] = {label: [] for label in scenarios}
+    names = list(scenarios)
+    for round_index in range(repeats):
+        for label in names if round_index % 2 == 0 else names[::-1]:
+            url, script, connections, pid = scenarios[label]
+            result = run_wrk(url, script, connections, duration, pid)
+            results[label].append(result)
+            print(
+                f"  run {round_index + 1}    {label}: {result.rate:.0f} req/s, "
+                f"p50 {result.p50_ms:.2f} ms, p95 {result.p95_ms:.2f} ms, "
+                f"errors {result.socket_errors + result.non_2xx}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return results
+
+
+def rss_megabytes(pid: int) -> float | None:
+    """Resident memory of a process, from /proc (``None`` where there is no /proc)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def summarise(
+    results: dict[str, list[WrkResult]], slo_ms: float
+) -> tuple[dict[str, Measurement], list[dict[str, Any]]]:
+    """Medians per scenario and the comparisons against the targets."""
+    measurements: dict[str, Measurement] = {}
+    for label, runs in results.items():
+        rows = BATCH_ROWS if label.startswith("batch") else 1
+        measurements[f"{label} req/s"] = Measurement([r.rate for r in runs], "req/s")
+        measurements[f"{label} rows/s"] = Measurement([r.rate * rows for r in runs], "rows/s")
+        measurements[f"{label} p50"] = Measurement([r.p50_ms for r in runs], "ms")
+        measurements[f"{label} p95"] = Measurement([r.p95_ms for r in runs], "ms")
+        measurements[f"{label} p99"] = Measurement([r.p99_ms for r in runs], "ms")
+        cpu = [r.cpu_us_per_request for r in runs if r.cpu_us_per_request is not None]
+        if cpu:
+            measurements[f"{label} cpu/request"] = Measurement(cpu, "us")
+    measurements["latency SLO p95"] = Measurement([slo_ms], "ms")
+
+    def median(label: str) -> float:
+        return measurements[label].median
+
+    comparisons = []
+    for connections in ("1c", "8c"):
+        comparisons.append(
+            comparison(
+                f"throughput, single row vs hello-world, {connections}",
+                f"single {connections} req/s",
+                median(f"single {connections} req/s"),
+                f"hello {connections} req/s",
+                median(f"hello {connections} req/s"),
+                target=TARGETS["throughput"],
+                higher_is_better=True,
+            )
+        )
+        comparisons.append(
+            comparison(
+                f"p95 latency, single row vs hello-world, {connections}",
+                f"single {connections} p95",
+                median(f"single {connections} p95"),
+                f"hello {connections} p95",
+                median(f"hello {connections} p95"),
+                target=TARGETS["p95"],
+                higher_is_better=False,
+            )
+        )
+    if "single 8c cpu/request" in measurements and "hello 8c cpu/request" in measurements:
+        comparisons.append(
+            comparison(
+                "server CPU per request, single row vs hello-world, 8c",
+                "single 8c cpu/request",
+                median("single 8c cpu/request"),
+                "hello 8c cpu/request",
+                median("hello 8c cpu/request"),
+                target=1 / TARGETS["throughput"],
+                higher_is_better=False,
+                ratio_definition="figure / baseline (the throughput target, as CPU time)",
+            )
+        )
+    comparisons.append(
+        comparison(
+            "rows/s, 64-row batches vs single rows, 8c",
+            "batch64 8c rows/s",
+            median("batch64 8c rows/s"),
+            "single 8c rows/s",
+            median("single 8c rows/s"),
+            target=TARGETS["batch"],
+            higher_is_better=True,
+        )
+    )
+    comparisons.append(
+        comparison(
+            "p95 latency, single row 8c vs the latency SLO",
+            "single 8c p95",
+            median("single 8c p95"),
+            "latency SLO p95",
+            slo_ms,
+            target=1.0,
+            higher_is_better=False,
+        )
+    )
+    comparisons.append(
+        comparison(
+            "p50 latency, online drift on vs off, 1c",
+            "single 1c p50",
+            median("single 1c p50"),
+            "single no-drift 1c p50",
+            median("single no-drift 1c p50"),
+            target=TARGETS["drift_overhead"],
+            higher_is_better=False,
+        )
+    )
+    if "single 1c cpu/request" in measurements and "single no-drift 1c cpu/request" in measurements:
+        comparisons.append(
+            comparison(
+                "server CPU per request, online drift on vs off, 1c",
+                "single 1c cpu/request",
+                median("single 1c cpu/request"),
+                "single no-drift 1c cpu/request",
+                median("single no-drift 1c cpu/request"),
+                target=TARGETS["drift_overhead"],
+                higher_is_better=False,
+            )
+        )
+    return measurements, comparisons
+
+
+if __name__ == "__main__":
+    sys.exit(main())
