@@ -30,17 +30,6 @@ class _ErrorReportingGroup(click.Group):
             raise click.ClickException(str(error)) from error
 
 
-def _show_plugin_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: Any = None,
-    line: str | None = None,
-) -> None:
-    click.echo(f"Warning: {message}", err=True)
-
-
 @click.group(cls=_ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="mlgen")
 @click.option("--traceback", is_flag=True, help="Show the Python traceback of an error.")
@@ -56,8 +45,8 @@ def cli(traceback: bool) -> None:
         file: Any = None,
         line: str | None = None,
     ) -> None:
-        if issubclass(category, PluginLoadWarning):
-            _show_plugin_warning(message, category, filename, lineno)
+        if issubclass(category, PluginLoadWarning):  # one readable line, no source location
+            click.echo(f"Warning: {message}", err=True)
         else:
             original(message, category, filename, lineno, file, line)
 
