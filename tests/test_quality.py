@@ -12,8 +12,8 @@ from tests.conftest import BIN, REPO_ROOT
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "--no-cache", "src", "plugins", "tests"],
-        ["ruff", "format", "--check", "--no-cache", "src", "plugins", "tests"],
+        ["ruff", "check", "--no-cache", "src", "plugins", "tests", "runtime"],
+        ["ruff", "format", "--check", "--no-cache", "src", "plugins", "tests", "runtime"],
         ["mypy", "--no-incremental"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],

@@ -152,6 +152,9 @@ class Backend:
         metrics: PromQL over the backend's serving metrics (alerts, dashboards).
         dependencies: requirements added to the generated repository's runtime deps.
         dev_dependencies: requirements added to its ``dev`` extra.
+        runtime_extras: extras of ``mlgen-runtime`` the backend's files import (for
+            example ``("serving", "onnx")``); the template pins the runtime once, with
+            the union of every extra the repository needs.
     """
 
     name: str
@@ -164,6 +167,7 @@ class Backend:
     templates_dir: str = "files"
     dependencies: tuple[str, ...] = ()
     dev_dependencies: tuple[str, ...] = ()
+    runtime_extras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not BACKEND_NAME.match(self.name):

@@ -12,12 +12,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+from mlgen import runtime_dist
 from mlgen.errors import MlgenError
 
 CACHE_ENV = "MLGEN_ENV_CACHE"
@@ -26,6 +28,7 @@ LOCAL_WHEELS = Path("/opt/wheels")
 when present and ``UV_FIND_LINKS`` is not set, so torch resolves to the local CPU build
 instead of a multi-GB CUDA download."""
 _COMPLETE_MARKER = ".mlgen-complete"
+_RUNTIME_MARKER = ".mlgen-runtime"
 
 
 def cache_root() -> Path:
@@ -76,32 +79,59 @@ def shared_environment(
     """Return an environment with ``repo``'s requirements, building it on first use.
 
     Concurrent callers wait on a lock file; a half-built environment (an interrupted
-    build) has no completion marker and is rebuilt from scratch.
+    build) has no completion marker and is rebuilt from scratch. ``mlgen-runtime`` comes
+    from the checkout's ``runtime/`` when there is one (:mod:`mlgen.runtime_dist`): the
+    environment is keyed by the runtime's declared dependencies too, and a changed
+    runtime source is reinstalled into it (without its dependencies) on the next call.
     """
     python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
     requirements = declared_requirements(repo, extras)
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    environment = root / environment_key(requirements, python)
+    needs_runtime = any(_names_runtime(requirement) for requirement in requirements)
+    source = runtime_dist.runtime_source() if needs_runtime else None
+    key_parts = list(requirements)
+    if source is not None:
+        key_parts.append(f"runtime-metadata={runtime_dist.metadata_digest(source)}")
+    links = runtime_dist.find_links(root) if needs_runtime else []
+    environment = root / environment_key(key_parts, python)
     with (root / f"{environment.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        uv = uv_binary()
+        interpreter = str(python_in(environment))
         if not (environment / _COMPLETE_MARKER).is_file():
             shutil.rmtree(environment, ignore_errors=True)
-            uv = uv_binary()
             _run([uv, "venv", "--quiet", "--python", python, str(environment)])
-            _run(
-                [
-                    uv,
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--python",
-                    str(python_in(environment)),
-                    *requirements,
-                ]
-            )
+            _run([uv, "pip", "install", "--quiet", "--python", interpreter, *links, *requirements])
             (environment / _COMPLETE_MARKER).write_text("\n".join(requirements) + "\n")
+        if source is not None:
+            wheel = runtime_dist.local_wheel(root)
+            marker = environment / _RUNTIME_MARKER
+            if wheel is not None and (
+                not marker.is_file()
+                or marker.read_text(encoding="utf-8") != wheel.name + wheel.parent.name
+            ):
+                _run(
+                    [
+                        uv,
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--python",
+                        interpreter,
+                        "--no-deps",
+                        "--reinstall-package",
+                        runtime_dist.DISTRIBUTION,
+                        str(wheel),
+                    ]
+                )
+                marker.write_text(wheel.name + wheel.parent.name, encoding="utf-8")
     return environment
+
+
+def _names_runtime(requirement: str) -> bool:
+    name = re.split(r"[\s\[<>=~!;]", requirement, maxsplit=1)[0]
+    return name.lower().replace("_", "-") == runtime_dist.DISTRIBUTION
 
 
 def _uv_environment() -> dict[str, str]:

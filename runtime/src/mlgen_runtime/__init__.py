@@ -1,0 +1,10 @@
+"""mlgen-runtime: the machinery every mlgen model repository shares.
+
+A generated repository keeps only what is its own (feature schema, data loading, model
+code, configuration); it imports everything else from here and gets fixes by bumping its
+``mlgen-runtime~=X.Y.0`` pin. Each job is one module:
+
+* :mod:`mlgen_runtime.schema`: feature schema objects and the input matrix
+"""
+
+__version__ = "0.1.0"
