@@ -5,6 +5,7 @@ code, configuration); it imports everything else from here and gets fixes by bum
 ``mlgen-runtime~=X.Y.0`` pin. Each job is one module:
 
 * :mod:`mlgen_runtime.schema`: feature schema objects and the input matrix
+* :mod:`mlgen_runtime.export`: write, check and load ONNX, TorchScript and SavedModel artifacts
 * :mod:`mlgen_runtime.process`: start a local server, wait until ready, always stop it
 """
 
