@@ -5,6 +5,7 @@ code, configuration); it imports everything else from here and gets fixes by bum
 ``mlgen-runtime~=X.Y.0`` pin. Each job is one module:
 
 * :mod:`mlgen_runtime.schema`: feature schema objects and the input matrix
+* :mod:`mlgen_runtime.serving`: the FastAPI app factory of HTTP backends (extra ``serving``)
 """
 
 __version__ = "0.1.0"
