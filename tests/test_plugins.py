@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mlgen import hookspecs
+from mlgen.backend import BackendDefinitionError
 from mlgen.errors import PluginError, UnknownBackendError
 from mlgen.plugins import DISABLE_ENV, PluginLoadWarning, load_plugins
 from tests.fake_plugins import FakePlugin, backend_plugin
@@ -281,3 +282,16 @@ def test_mlgen_check_cli_exit_status(
     assert unknown.returncode == 2, unknown.stderr
     assert "no check is called nope; the checks are: " in unknown.stderr
     assert "acme-readme" in unknown.stderr
+
+
+@pytest.mark.parametrize("export_format", ["onnx", "pmml", "mlflow-pyfunc"])
+def test_export_format_is_an_open_name(export_format: str) -> None:
+    backend = load_plugins().get_backend("fastapi").backend
+    assert replace(backend, export_format=export_format).export_format == export_format
+
+
+@pytest.mark.parametrize("export_format", ["", "ONNX", "saved model", "1onnx"])
+def test_export_format_must_be_a_lower_case_name(export_format: str) -> None:
+    backend = load_plugins().get_backend("fastapi").backend
+    with pytest.raises(BackendDefinitionError, match="must be a lower-case name"):
+        replace(backend, export_format=export_format)
