@@ -381,8 +381,8 @@ def plugin() -> None:
 def plugin_new(name: str, destination: Path | None, data: tuple[str, ...]) -> None:
     """Scaffold an installable backend plugin package for backend NAME.
 
-    DESTINATION defaults to ./mlgen-NAME. The package starts as a copy of the reference
-    backend (FastAPI + ONNX Runtime) and carries the contract suite in its tests.
+    DESTINATION defaults to ./mlgen-NAME. The package starts as a small, complete ONNX
+    backend of its own (FastAPI + ONNX Runtime) and carries the contract suite in its tests.
     """
     from mlgen.generate import parse_data
     from mlgen.plugin_scaffold import scaffold_plugin

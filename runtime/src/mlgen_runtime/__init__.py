@@ -12,6 +12,7 @@ code, configuration); it imports everything else from here and gets fixes by bum
 * :mod:`mlgen_runtime.ab`: assignment (:mod:`~mlgen_runtime.ab.assignment`, for serving)
   and statistics (:mod:`~mlgen_runtime.ab.stats`, the ``stats`` extra)
 * :mod:`mlgen_runtime.serving`: the FastAPI app factory of HTTP backends (extra ``serving``)
+* :mod:`mlgen_runtime.gate`: the SLO / canary gate (``python -m mlgen_runtime.gate``)
 """
 
 __version__ = "0.1.0"
