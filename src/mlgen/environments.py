@@ -110,10 +110,8 @@ def shared_environment(
             with live_status.step(f"{label}: installing {len(requirements)} requirements"):
                 # Bytecode compiled now: imports (Feast, TensorFlow) would otherwise compile
                 # on every run wherever PYTHONDONTWRITEBYTECODE is set.
-                _run(
-                    [uv, "pip", "install", "--quiet", "--compile-bytecode"]
-                    + ["--python", interpreter, *links, *requirements]
-                )
+                install = [uv, "pip", "install", "--quiet", "--compile-bytecode"]
+                _run([*install, "--python", interpreter, *links, *requirements])
             (environment / _COMPLETE_MARKER).write_text("\n".join(requirements) + "\n")
         if source is not None:
             wheel = runtime_dist.local_wheel(root)
