@@ -180,3 +180,20 @@ def test_cli_formats_selection_and_output_file(template_root: Path, tmp_path: Pa
     unknown = _mlgen_check(repo, "--skip", "no-such-check")
     assert unknown.returncode == 2
     assert "no check is called no-such-check; the checks are: hadolint," in unknown.stderr
+
+
+def test_generated_ci_uploads_the_sarif_report(template_root: Path, tmp_path: Path) -> None:
+    import yaml
+
+    repo = render_repo(template_root, tmp_path / "repo")
+    ci = yaml.safe_load((repo / ".github" / "workflows" / "ci.yml").read_text())
+    job = ci["jobs"]["mlgen-check"]
+    assert job["permissions"] == {"contents": "read", "security-events": "write"}
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "mlgen check --format sarif --output mlgen-check.sarif" in runs
+    assert "mlgen[check]" in runs
+    (upload,) = [s for s in job["steps"] if "upload-sarif" in s.get("uses", "")]
+    assert upload["uses"].startswith("github/codeql-action/upload-sarif@")
+    assert len(upload["uses"].split("@")[1]) == 40  # pinned by full commit SHA
+    assert upload["with"]["sarif_file"] == "mlgen-check.sarif"
+    assert "!cancelled()" in upload["if"]  # findings are uploaded when a check failed too
