@@ -15,6 +15,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _check_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """``mlgen check`` run by tests keeps its result cache in the session's folder."""
+    previous = os.environ.get("MLGEN_CHECK_CACHE")
+    os.environ["MLGEN_CHECK_CACHE"] = str(tmp_path_factory.mktemp("check-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("MLGEN_CHECK_CACHE", None)
+    else:
+        os.environ["MLGEN_CHECK_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def template_root() -> Path:
     """The checkout's own template (copier.yml at the repository root)."""

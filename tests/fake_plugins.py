@@ -21,7 +21,7 @@ MLGEN_PLUGIN_API = {api}
 BACKEND = mlgen.Backend(
     name={backend!r},
     description="Test backend {backend} from {dist} {version}",
-    export_format="onnx",
+    export_format={export_format!r},
     templates_package=__name__,
     templates_dir="files",
     container=mlgen.ContainerSpec(
@@ -86,11 +86,14 @@ def backend_plugin(
     version: str = "1.0",
     api: int = 1,
     files: dict[str, str] | None = None,
+    export_format: str = "onnx",
 ) -> FakePlugin:
     """A working backend plugin called ``backend`` with a small set of template files."""
     dist = dist or f"mlgen-{backend}"
     module = f"{dist.replace('-', '_')}_plugin"
-    source = BACKEND_MODULE.format(api=api, backend=backend, dist=dist, version=version)
+    source = BACKEND_MODULE.format(
+        api=api, backend=backend, dist=dist, version=version, export_format=export_format
+    )
     default_files = {
         "src/{{ package_name }}/serving/server.py.jinja": "# {{ model_name }} served by "
         + backend

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-BENCHMARKS = ["generation", "update", "fleet", "drift"]
+BENCHMARKS = ["generation", "update", "fleet", "drift", "check"]
 
 pytestmark = pytest.mark.slow
 

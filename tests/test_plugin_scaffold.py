@@ -27,20 +27,21 @@ def test_scaffold_is_a_complete_plugin_package(tmp_path: Path) -> None:
     assert '[project.entry-points.mlgen]\nacme = "mlgen_acme"' in pyproject
     module = package / "src" / "mlgen_acme"
     assert 'name="acme"' in (module / "__init__.py").read_text()
-    reference = REPO_ROOT / "plugins" / "mlgen_fastapi" / "files"
-    copied = sorted(
+    files = sorted(
         p.relative_to(module / "files").as_posix()
         for p in (module / "files").rglob("*")
         if p.is_file()
     )
-    expected = sorted(
-        p.relative_to(reference).as_posix()
-        for p in reference.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts
-    )
-    assert copied == expected
-    for relative in expected:  # copied verbatim: rendered later, per model repository
-        assert (module / "files" / relative).read_bytes() == (reference / relative).read_bytes()
+    assert files == [
+        "Dockerfile.jinja",
+        "docs/serving.md.jinja",
+        "src/{{ package_name }}/serving/__init__.py.jinja",
+        "src/{{ package_name }}/serving/app.py.jinja",
+        "src/{{ package_name }}/serving/smoke.py.jinja",
+        "tests/test_serving.py.jinja",
+    ]
+    smoke = (module / "files" / "src/{{ package_name }}/serving/smoke.py.jinja").read_text()
+    assert "from mlgen_runtime.process import" in smoke  # copied verbatim: rendered later
     result = subprocess.run(
         [str(BIN / "ruff"), "check", "--isolated", "--no-cache", "."],
         cwd=package,
@@ -48,6 +49,21 @@ def test_scaffold_is_a_complete_plugin_package(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_scaffold_imports_no_backend_plugin(tmp_path: Path) -> None:
+    """The scaffold carries its own files: it works with the built-in backends unimportable."""
+    script = (
+        "import sys\n"
+        "for name in ('mlgen_fastapi', 'mlgen_triton', 'mlgen_torchserve', 'mlgen_tfserving'):\n"
+        "    sys.modules[name] = None  # any import of it raises ImportError\n"
+        "from pathlib import Path\n"
+        "from mlgen.plugin_scaffold import scaffold_plugin\n"
+        f"scaffold_plugin('acme', Path({str(tmp_path / 'p')!r}), {{}})\n"
+    )
+    result = subprocess.run([str(BIN / "python"), "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "p" / "src" / "mlgen_acme" / "files" / "Dockerfile.jinja").is_file()
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mlgen import hookspecs
+from mlgen.backend import BackendDefinitionError
 from mlgen.errors import PluginError, UnknownBackendError
 from mlgen.plugins import DISABLE_ENV, PluginLoadWarning, load_plugins
 from tests.fake_plugins import FakePlugin, backend_plugin
@@ -259,7 +262,13 @@ def test_mlgen_check_cli_exit_status(
         [BIN / "mlgen", "check", str(repo), "--only", "acme-readme"], capture_output=True, text=True
     )
     assert passing.returncode == 0, passing.stdout
-    assert passing.stdout.splitlines() == ["pass  acme-readme  README.md", "1 passed, 0 failed"]
+    first, summary = passing.stdout.splitlines()
+    assert first == "pass  acme-readme  README.md"
+    assert re.fullmatch(r"1 passed, 0 failed \(\d+ skipped\)", summary), summary
+    again = subprocess.run(
+        [BIN / "mlgen", "check", str(repo), "--only", "acme-readme"], capture_output=True, text=True
+    )
+    assert again.stdout.splitlines()[0] == "pass  acme-readme (cached)  README.md"
     failing = subprocess.run(
         [BIN / "mlgen", "check", str(repo), "--only", "acme-readme", "--only", "acme-tool"],
         capture_output=True,
@@ -270,4 +279,19 @@ def test_mlgen_check_cli_exit_status(
     unknown = subprocess.run(
         [BIN / "mlgen", "check", str(repo), "--only", "nope"], capture_output=True, text=True
     )
-    assert unknown.returncode == 1 and "Error: no checks ran" in unknown.stderr
+    assert unknown.returncode == 2, unknown.stderr
+    assert "no check is called nope; the checks are: " in unknown.stderr
+    assert "acme-readme" in unknown.stderr
+
+
+@pytest.mark.parametrize("export_format", ["onnx", "pmml", "mlflow-pyfunc"])
+def test_export_format_is_an_open_name(export_format: str) -> None:
+    backend = load_plugins().get_backend("fastapi").backend
+    assert replace(backend, export_format=export_format).export_format == export_format
+
+
+@pytest.mark.parametrize("export_format", ["", "ONNX", "saved model", "1onnx"])
+def test_export_format_must_be_a_lower_case_name(export_format: str) -> None:
+    backend = load_plugins().get_backend("fastapi").backend
+    with pytest.raises(BackendDefinitionError, match="must be a lower-case name"):
+        replace(backend, export_format=export_format)

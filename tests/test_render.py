@@ -118,6 +118,8 @@ def test_newly_installed_backend_is_a_choice_of_plain_copier(
     )
     assert (repo / "SERVING.md").read_text() == "churn uses the echo backend.\n"
     assert (repo / "src/churn/serving/server.py").read_text() == "# churn served by echo 3.1\n"
+    # An ONNX backend that ships no modeling module gets the template's ONNX one.
+    assert "mlgen_runtime.export import onnx" in (repo / "src/churn/modeling.py").read_text()
     manifest = json.loads((repo / ".mlgen/plugins.json").read_text())
     assert manifest["backend"] == {
         "name": "echo",
@@ -149,3 +151,45 @@ def test_uninstalled_backend_is_not_a_choice_of_plain_copier(
     assert result.returncode != 0
     assert "Invalid choice for 'serving_backend'" in result.stderr
     assert not (tmp_path / "repo").exists()
+
+
+def _copy(template_root: Path, destination: Path, backend: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            BIN / "copier",
+            "copy",
+            "--quiet",
+            "--trust",
+            "--defaults",
+            "-d",
+            f"serving_backend={backend}",
+            "-d",
+            "model_name=churn",
+            str(template_root),
+            str(destination),
+        ],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_backend_with_a_new_export_format_brings_its_modeling_module(
+    template_root: Path, tmp_path: Path, plugin_site: Path
+) -> None:
+    modeling = "src/{{ package_name }}/modeling.py.jinja"
+    files = {modeling: 'EXPORT_FORMAT = "pmml"  # {{ model_name }}\n'}
+    backend_plugin("pmmlserve", export_format="pmml", files=files).install(plugin_site)
+    result = _copy(template_root, tmp_path / "repo", "pmmlserve")
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "repo" / "src/churn/modeling.py").read_text()
+    assert text == 'EXPORT_FORMAT = "pmml"  # churn\n'
+
+
+def test_new_export_format_without_a_modeling_module_is_refused(
+    template_root: Path, tmp_path: Path, plugin_site: Path
+) -> None:
+    backend_plugin("pmmlserve", export_format="pmml").install(plugin_site)
+    result = _copy(template_root, tmp_path / "repo", "pmmlserve")
+    assert result.returncode != 0
+    assert "exports 'pmml', for which the template has no modeling module" in result.stderr
+    assert "modeling.py.jinja" in result.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ import yaml
 
 from mlgen import CheckResult
 from mlgen.check_runner import run_checks
+from mlgen.plugins import get_registry
+from mlgen_runtime.gate import Queries, load_config
 from tests.rendering import installed_backends, render
 
 FAST_CHECKS = ("actionlint", "actions-pinned", "workflow-permissions")
@@ -351,16 +354,30 @@ def test_answers_reach_the_workflows_and_the_gate(template_root: Path, tmp_path:
     assert retrain["env"]["MODEL_NAME"] == "fraud-score"
     assert retrain["env"]["K8S_NAMESPACE"] == "risk"
     assert retrain["env"]["PACKAGE"] == "fraud_score"
-    gate = (repo / "scripts" / "canary_gate.py").read_text(encoding="utf-8")
-    assert "LATENCY_SLO_P95_MS = 250.0\n" in gate and "ERROR_RATE_SLO = 0.01\n" in gate
-    assert 'namespace="risk", app="fraud-score", track="canary"' in gate
+    gate = tomllib.loads((repo / "deploy" / "canary-gate.toml").read_text(encoding="utf-8"))
+    assert gate["thresholds"]["latency_p95_ms"] == 250.0
+    assert gate["thresholds"]["error_rate"] == 0.01
+    assert gate["prometheus"]["selector"] == 'namespace="risk", app="fraud-score", track="canary"'
+    promote = (repo / ".github" / "workflows" / "promote.yml").read_text(encoding="utf-8")
+    assert "python -m mlgen_runtime.gate" in promote and "deploy/canary-gate.toml" in promote
+
+
+@pytest.mark.parametrize("backend", installed_backends())
+def test_the_gate_queries_are_the_backends_metric_queries(
+    rendered: Callable[[str], Path], backend: str
+) -> None:
+    config = load_config(rendered(backend) / "deploy" / "canary-gate.toml")
+    metrics = get_registry().get_backend(backend).backend.metrics
+    assert config.queries == Queries(
+        metrics.request_rate, metrics.error_rate, metrics.latency_quantile
+    )
 
 
 def test_the_canary_gate_tests_pass_in_the_generated_repo(
     rendered: Callable[[str], Path],
 ) -> None:
-    # The gate needs only the standard library; the repository's conftest (training
-    # fixtures) is not needed for its tests.
+    # The gate's configuration needs only mlgen-runtime's core; the repository's conftest
+    # (training fixtures) is not needed for its tests.
     repo = rendered(installed_backends()[0])
     result = subprocess.run(
         [

@@ -23,6 +23,7 @@ def _check_modules() -> list[Any]:
     return [
         importlib.import_module(f"{__name__}.{module.name}")
         for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+        if not module.name.startswith("_")  # helpers shared by the check modules
     ]
 
 

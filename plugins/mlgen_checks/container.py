@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 from mlgen import Check, CheckResult
 from mlgen.checks import find_tool, first_lines, run_tool
 
-from .kubernetes import Manifest, OverlayError, build_overlays, describe, run_checkov
+from . import _checkov
+from .kubernetes import INPUTS as K8S_INPUTS
+from .kubernetes import Manifest, OverlayError, build_overlays, describe
 
 DOCKERFILE = "Dockerfile"
 _CMD = re.compile(r"\bCMD\b", re.IGNORECASE)
@@ -249,13 +251,31 @@ def _hadolint(repo: Path) -> CheckResult:
 def _checkov_dockerfile(repo: Path) -> CheckResult:
     if not (repo / DOCKERFILE).is_file():
         return CheckResult(False, f"no {DOCKERFILE} in the repository root")
-    return run_checkov(repo, "dockerfile", ["--file", DOCKERFILE])
+    scan = _checkov.scan(repo)
+    reports = scan.reports("dockerfile", lambda path: path == DOCKERFILE)
+    return scan.failure() or _checkov.summarize(reports, "dockerfile", scan.version)
 
 
 def checks(repo: Path, answers: Mapping[str, Any]) -> list[Check]:
     """The container checks."""
     return [
-        Check("hadolint", _hadolint),
-        Check("checkov-dockerfile", _checkov_dockerfile),
-        Check("container-probes", _container_probes),
+        Check(
+            "hadolint",
+            _hadolint,
+            inputs=(DOCKERFILE, ".hadolint.yaml", ".hadolint.yml"),
+            description="hadolint finds nothing in the Dockerfile.",
+        ),
+        Check(
+            "checkov-dockerfile",
+            _checkov_dockerfile,
+            inputs=(DOCKERFILE,),
+            description="checkov's Dockerfile policies pass (non-root USER, HEALTHCHECK, ...).",
+        ),
+        Check(
+            "container-probes",
+            _container_probes,
+            inputs=(DOCKERFILE, *K8S_INPUTS),
+            description="Probes, Service, NetworkPolicy, EXPOSE, HEALTHCHECK and USER of the "
+            "Dockerfile and the built Deployments agree.",
+        ),
     ]

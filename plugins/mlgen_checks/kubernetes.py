@@ -6,7 +6,9 @@ objects are validated against the strict schemas of a current Kubernetes release
 renames and pins images, and an unknown or removed ``apiVersion`` is only an error with
 strict schemas (the kubernetes-validate CLI merely warns).
 
-:func:`build_overlays` and :func:`run_checkov` are shared with the container checks.
+:func:`build_overlays` is shared with the container checks, and done once per run
+(every check that reads the overlays gets the same build). checkov runs once for every
+framework (:mod:`mlgen_checks._checkov`); :func:`run_checkov` remains for plugins.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,12 @@ import yaml
 from mlgen import Check, CheckResult
 from mlgen.checks import find_tool, first_lines, run_tool
 
+from . import _checkov, _memo
+
 OVERLAYS_DIR = Path("deploy/k8s/overlays")
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+INPUTS = ("deploy/",)
+"""What building the overlays reads (kustomize may pull files from anywhere in deploy/)."""
 KUBECTL_HINT = (
     "apt-get install kubectl (Kubernetes apt repository: https://kubernetes.io/docs/tasks/tools/)"
 )
@@ -56,6 +61,13 @@ def build_overlays(repo: Path) -> dict[str, list[Manifest]]:
         OverlayError: no overlay exists, one fails to build, or its output is not YAML.
         ToolMissing: kubectl is not installed.
     """
+    repo = repo.resolve()
+    key = ("overlays", str(repo), _memo.files_digest(repo, INPUTS))
+    built: dict[str, list[Manifest]] = _memo.once(key, lambda: _build_overlays(repo))
+    return {name: list(objects) for name, objects in built.items()}
+
+
+def _build_overlays(repo: Path) -> dict[str, list[Manifest]]:
     overlays = overlay_dirs(repo)
     if not overlays:
         raise OverlayError(
@@ -101,57 +113,20 @@ def describe(manifest: Mapping[str, Any]) -> str:
 
 
 def run_checkov(repo: Path, framework: str, target: Sequence[str]) -> CheckResult:
-    """Run checkov on ``target`` (``-f FILE`` or ``-d DIR``); passed only with zero failures.
-
-    Findings a check does not apply to are skipped in the artifact itself, with a reason:
-    ``# checkov:skip=CKV_DOCKER_X: reason`` in a Dockerfile, or the annotation
-    ``checkov.io/skip1: CKV_K8S_X=reason`` on a Kubernetes object (kustomize drops comments).
-    """
+    """Run checkov on ``target`` (``-f FILE`` or ``-d DIR``) alone; passed only with zero
+    failures (see :func:`mlgen_checks._checkov.summarize`). The built-in checks share
+    one scan instead; this is for a plugin's own target."""
     checkov = find_tool("checkov")
-    environment = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "1", "LOG_LEVEL": "ERROR"}
-    command = [
-        checkov,
-        *target,
-        "--framework",
-        framework,
-        "--skip-download",
-        "--quiet",
-        "--compact",
-    ]
-    result = run_tool([*command, "--output", "json"], cwd=repo, env=environment)
+    command = [checkov, *target, "--framework", framework, "--skip-download", "--compact"]
+    result = run_tool(
+        [*command, "--output", "json"], cwd=repo, env={**os.environ, **_checkov.ENVIRONMENT}
+    )
     try:
-        loaded = json.loads(result.stdout)
+        reports = _checkov.parse_documents(result.stdout)
     except json.JSONDecodeError:
         output = first_lines(result.stderr or result.stdout) or f"exit status {result.returncode}"
         return CheckResult(False, f"checkov gave no JSON report: {output}")
-    reports = [report for report in (loaded if isinstance(loaded, list) else [loaded]) if report]
-    summaries = [report.get("summary", {}) for report in reports]
-    resources = sum(summary.get("resource_count", 0) for summary in summaries)
-    passed = sum(summary.get("passed", 0) for summary in summaries)
-    skipped = sum(summary.get("skipped", 0) for summary in summaries)
-    parsing_errors = sum(summary.get("parsing_errors", 0) for summary in summaries)
-    failed = [
-        finding
-        for report in reports
-        for finding in report.get("results", {}).get("failed_checks", [])
-    ]
-    if failed:
-        ids = ", ".join(sorted({str(finding.get("check_id")) for finding in failed}))
-        shown = " | ".join(
-            f"{finding.get('check_id')} {finding.get('check_name')} "
-            f"({finding.get('file_path', '').lstrip('/')}: {finding.get('resource')})"
-            for finding in failed[:2]
-        )
-        return CheckResult(False, f"{len(failed)} failed ({ids}): {shown}")
-    if parsing_errors:
-        return CheckResult(False, f"checkov could not parse {parsing_errors} file(s)")
-    if resources == 0:
-        return CheckResult(False, f"checkov found nothing to check ({framework})")
-    version = summaries[0].get("checkov_version", "?")
-    return CheckResult(
-        True,
-        f"{passed} passed, 0 failed, {skipped} skipped, {resources} resources (checkov {version})",
-    )
+    return _checkov.summarize(reports, framework, _checkov.Scan(tuple(reports)).version)
 
 
 # ------------------------------------------------------------------ checks
@@ -204,21 +179,35 @@ def _kubernetes_validate(repo: Path) -> CheckResult:
 
 def _checkov_kubernetes(repo: Path) -> CheckResult:
     try:
-        built = build_overlays(repo)
+        build_overlays(repo)
     except OverlayError as error:
         return CheckResult(False, str(error))
-    with tempfile.TemporaryDirectory(prefix="mlgen-k8s-") as scratch:
-        for overlay, objects in built.items():
-            (Path(scratch) / f"{overlay}.yaml").write_text(
-                yaml.safe_dump_all(objects, sort_keys=False), encoding="utf-8"
-            )
-        return run_checkov(repo, "kubernetes", ["--directory", scratch])
+    scan = _checkov.scan(repo)
+    reports = scan.reports("kubernetes", lambda path: path.startswith(_checkov.BUILT_DIR + "/"))
+    return scan.failure() or _checkov.summarize(reports, "kubernetes", scan.version)
 
 
 def checks(repo: Path, answers: Mapping[str, Any]) -> list[Check]:
     """The Kubernetes checks."""
     return [
-        Check("kustomize", _kustomize),
-        Check("kubernetes-validate", _kubernetes_validate, requires=("kubernetes_validate",)),
-        Check("checkov-kubernetes", _checkov_kubernetes),
+        Check(
+            "kustomize",
+            _kustomize,
+            inputs=INPUTS,
+            description="Every overlay in deploy/k8s/overlays builds with kubectl kustomize.",
+        ),
+        Check(
+            "kubernetes-validate",
+            _kubernetes_validate,
+            requires=("kubernetes_validate",),
+            inputs=INPUTS,
+            description="The built overlays validate against a current Kubernetes release "
+            "(strict schemas).",
+        ),
+        Check(
+            "checkov-kubernetes",
+            _checkov_kubernetes,
+            inputs=INPUTS,
+            description="checkov's Kubernetes policies pass on the built overlays.",
+        ),
     ]

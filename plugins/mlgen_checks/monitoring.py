@@ -206,4 +206,19 @@ def _grafana_dashboard(repo: Path) -> CheckResult:
 
 def checks(repo: Path, answers: Mapping[str, Any]) -> list[Check]:
     """The monitoring checks."""
-    return [Check("promtool", _promtool), Check("grafana-dashboard", _grafana_dashboard)]
+    inputs = (f"{MONITORING_DIR.as_posix()}/",)
+    return [
+        Check(
+            "promtool",
+            _promtool,
+            inputs=inputs,
+            description="promtool checks the Prometheus rules and their unit tests pass.",
+        ),
+        Check(
+            "grafana-dashboard",
+            _grafana_dashboard,
+            inputs=inputs,
+            description="The Grafana dashboard has the panels an ML service needs, each "
+            "querying PromQL that parses.",
+        ),
+    ]

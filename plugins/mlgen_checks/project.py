@@ -40,4 +40,17 @@ def _python_syntax(repo: Path) -> CheckResult:
 
 def checks(repo: Path, answers: Mapping[str, Any]) -> list[Check]:
     """The project checks."""
-    return [Check("pyproject", _pyproject), Check("python-syntax", _python_syntax)]
+    return [
+        Check(
+            "pyproject",
+            _pyproject,
+            inputs=("pyproject.toml",),
+            description="pyproject.toml has a [project] with name, version and dependencies.",
+        ),
+        Check(
+            "python-syntax",
+            _python_syntax,
+            inputs=("*.py",),
+            description="Every Python file parses.",
+        ),
+    ]

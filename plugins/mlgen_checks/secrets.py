@@ -6,55 +6,27 @@ Secrets and CI secrets by reference; a literal key anywhere is a failure.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mlgen import Check, CheckResult
-from mlgen.checks import find_tool, first_lines, run_tool
+
+from . import _checkov
 
 
 def _secrets(repo: Path) -> CheckResult:
-    checkov = find_tool("checkov")
-    environment = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "1", "LOG_LEVEL": "ERROR"}
-    result = run_tool(
-        [
-            checkov,
-            "--directory",
-            ".",
-            "--framework",
-            "secrets",
-            "--enable-secret-scan-all-files",
-            "--skip-download",
-            "--quiet",
-            "--compact",
-            "--skip-path",
-            r"\.git/",
-            "--skip-path",
-            r"\.venv/",
-            "--output",
-            "json",
-        ],
-        cwd=repo,
-        env=environment,
-    )
-    try:
-        report = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        detail = first_lines(result.stderr or result.stdout) or f"exit {result.returncode}"
-        return CheckResult(False, f"checkov gave no JSON report: {detail}")
-    reports = report if isinstance(report, list) else [report]
+    scan = _checkov.scan(repo)
+    if failure := scan.failure():
+        return failure
     failed = [
         finding
-        for entry in reports
-        for finding in entry.get("results", {}).get("failed_checks", [])
+        for report in scan.reports("secrets", lambda path: not path.startswith(_checkov.BUILT_DIR))
+        for finding in report["results"]["failed_checks"]
     ]
     if failed:
         shown = " | ".join(
-            f"{finding.get('check_name')} in "
-            f"{str(finding.get('file_path', '')).lstrip('/')}:"
+            f"{finding.get('check_name')} in {_checkov.relative(finding)}:"
             f"{(finding.get('file_line_range') or ['?'])[0]}"
             for finding in failed[:3]
         )
@@ -64,4 +36,10 @@ def _secrets(repo: Path) -> CheckResult:
 
 def checks(repo: Path, answers: Mapping[str, Any]) -> list[Check]:
     """The secrets check."""
-    return [Check("secrets", _secrets)]
+    return [
+        Check(
+            "secrets",
+            _secrets,
+            description="checkov's secrets scan finds no credentials in any file.",
+        )
+    ]

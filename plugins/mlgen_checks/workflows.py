@@ -16,8 +16,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -27,6 +25,8 @@ import yaml
 
 from mlgen import Check, CheckResult
 from mlgen.checks import find_tool, first_lines, run_tool
+
+from . import _checkov
 
 WORKFLOWS_DIR = Path(".github") / "workflows"
 
@@ -79,34 +79,17 @@ def _actionlint(repo: Path) -> CheckResult:
 
 
 # ------------------------------------------------------------------ checkov
-def _checkov_reports(output: str) -> list[dict[str, Any]]:
-    loaded = json.loads(output)
-    reports = loaded if isinstance(loaded, list) else [loaded]
-    return [report for report in reports if isinstance(report, dict)]
-
-
-def _checkov(repo: Path) -> CheckResult:
+def _checkov_workflows(repo: Path) -> CheckResult:
     if missing := _no_workflows(repo):
         return missing
-    checkov = find_tool("checkov")
-    environment = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "1"}
-    command = [checkov, "--directory", str(repo), "--framework", "github_actions"]
-    command += ["--skip-download", "--output", "json", "--compact"]
-    result = run_tool(command, cwd=repo, env=environment)
-    try:
-        reports = _checkov_reports(result.stdout)
-    except json.JSONDecodeError:
-        detail = first_lines(result.stderr or result.stdout)
-        return CheckResult(False, f"checkov failed (exit {result.returncode}): {detail}")
-
+    scan = _checkov.scan(repo)
+    if failure := scan.failure():
+        return failure
     outcomes: dict[str, list[dict[str, Any]]] = {"passed": [], "failed": [], "skipped": []}
-    for report in reports:
-        results = report.get("results") or {}
+    for report in scan.reports("github_actions"):
         for outcome, found in outcomes.items():
-            found.extend(results.get(f"{outcome}_checks") or [])
-    scanned = {
-        str(item.get("file_path", "")).lstrip("/") for found in outcomes.values() for item in found
-    }
+            found.extend(report["results"].get(f"{outcome}_checks") or [])
+    scanned = {_checkov.relative(item) for found in outcomes.values() for item in found}
     unscanned = [
         _relative(repo, path)
         for path in workflow_files(repo)
@@ -238,9 +221,30 @@ def _workflow_permissions(repo: Path) -> CheckResult:
 
 def checks(repo: Path, answers: Mapping[str, Any]) -> list[Check]:
     """The GitHub Actions workflow checks."""
+    inputs = (f"{WORKFLOWS_DIR.as_posix()}/",)
     return [
-        Check("actionlint", _actionlint),
-        Check("checkov-github-actions", _checkov),
-        Check("actions-pinned", _actions_pinned),
-        Check("workflow-permissions", _workflow_permissions),
+        Check(
+            "actionlint",
+            _actionlint,
+            inputs=inputs,
+            description="actionlint (with shellcheck on every run: script) finds nothing.",
+        ),
+        Check(
+            "checkov-github-actions",
+            _checkov_workflows,
+            inputs=inputs,
+            description="checkov's GitHub Actions policies pass and it scanned every workflow.",
+        ),
+        Check(
+            "actions-pinned",
+            _actions_pinned,
+            inputs=inputs,
+            description="Every action is pinned to a full commit SHA with a # vX.Y.Z comment.",
+        ),
+        Check(
+            "workflow-permissions",
+            _workflow_permissions,
+            inputs=inputs,
+            description="Workflows have read-only top-level tokens; write scopes are per job.",
+        ),
     ]

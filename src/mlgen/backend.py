@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
-ExportFormat = Literal["onnx", "torchscript", "savedmodel"]
-EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
+ExportFormat = str
+"""The name of a model format a backend serves: lower-case letters, digits, ``-``, ``_``.
+
+The template ships a modeling module (``src/<package>/modeling.py``) for each of
+:data:`EXPORT_FORMATS`; a backend that serves another format registers it simply by
+naming it and contributing its own ``src/{{ package_name }}/modeling.py.jinja``.
+"""
+EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript", "savedmodel")
+"""The formats the template has a modeling module for (scikit-learn to ONNX, PyTorch to
+TorchScript, Keras to a TensorFlow SavedModel)."""
+EXPORT_FORMAT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+"""What an export format name may be."""
 
 BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
 """What a backend name may be (it is an answer value and an entry-point name)."""
@@ -141,7 +151,10 @@ class Backend:
     Attributes:
         name: the value of the ``serving_backend`` answer that selects this backend.
         description: one line shown by ``mlgen backends`` and in the copier question.
-        export_format: the model format the backend serves.
+        export_format: the model format the backend serves; the template's modeling
+            module for it is used unless the backend contributes its own
+            ``src/{{ package_name }}/modeling.py.jinja`` (required for a format not in
+            :data:`EXPORT_FORMATS`).
         templates_package: the importable package that holds the backend's file templates.
         templates_dir: the folder inside ``templates_package`` with the templates; each
             file's path below it is its path in the generated repository (rendered with
@@ -175,10 +188,13 @@ class Backend:
                 f"backend name {self.name!r} must be lower-case letters, digits, '-' or '_', "
                 "starting with a letter"
             )
-        if self.export_format not in EXPORT_FORMATS:
+        if not isinstance(self.export_format, str) or not EXPORT_FORMAT_NAME.match(
+            self.export_format
+        ):
             raise BackendDefinitionError(
-                f"backend {self.name!r}: export_format {self.export_format!r} "
-                f"is not one of {', '.join(EXPORT_FORMATS)}"
+                f"backend {self.name!r}: export_format {self.export_format!r} must be a "
+                "lower-case name (letters, digits, '-' or '_'), such as "
+                f"{', '.join(EXPORT_FORMATS)}"
             )
         if "\n" in self.description or not self.description.strip():
             raise BackendDefinitionError(f"backend {self.name!r}: description must be one line")

@@ -34,12 +34,24 @@ class Check:
         requires: Python modules the check imports; when one is missing the check fails
             with a message naming ``install_hint`` instead of crashing.
         install_hint: how to install what ``requires`` names.
+        inputs: what ``run`` reads, as paths relative to the repository: a file
+            (``Dockerfile``), a folder ending in ``/`` (every file below it) or a glob
+            whose ``*`` also crosses ``/`` (``*.py``: every Python file). A passed result
+            is reused while none of them changes; ``()`` means every file of the
+            repository (outside ``.git``, ``.venv`` and caches).
+        cacheable: ``False`` when the result depends on more than the inputs (a
+            server, the network, the clock): the check then runs every time.
+        description: one sentence saying what the check verifies, shown in JUnit and
+            SARIF reports (the rule's description) and by ``mlgen check --list``.
     """
 
     name: str
     run: Callable[[Path], CheckResult]
     requires: tuple[str, ...] = ()
     install_hint: str = CHECK_EXTRA_HINT
+    inputs: tuple[str, ...] = ()
+    cacheable: bool = True
+    description: str = ""
 
 
 class ToolMissing(MlgenError):

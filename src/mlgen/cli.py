@@ -152,6 +152,21 @@ def new(
     type=click.Path(path_type=Path, file_okay=False, exists=True),
 )
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this check; repeatable.")
+@click.option("--skip", multiple=True, metavar="NAME", help="Do not run this check; repeatable.")
+@click.option(
+    "--format",
+    "report_format",
+    type=click.Choice(["text", "json", "junit", "sarif"]),
+    default="text",
+    show_default=True,
+    help="Report format: text lines, JSON, JUnit XML or SARIF 2.1.0.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the report to this file (default: standard output).",
+)
 @click.option(
     "--python",
     "python",
@@ -159,30 +174,95 @@ def new(
     help="Interpreter with the repository's dependencies, for checks that run its "
     "code (default: its .venv, else a shared environment built with uv).",
 )
-def check(path: Path, only: tuple[str, ...], python: Path | None) -> None:
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), help="Checks in parallel.")
+@click.option(
+    "--no-cache", is_flag=True, help="Run every check, even those whose inputs did not change."
+)
+@click.option("--list", "list_only", is_flag=True, help="List the checks and what they read.")
+def check(
+    path: Path,
+    only: tuple[str, ...],
+    skip: tuple[str, ...],
+    report_format: str,
+    output: Path | None,
+    python: Path | None,
+    jobs: int | None,
+    no_cache: bool,
+    list_only: bool,
+) -> None:
     """Validate a generated repository (default: the current folder) with real tools.
 
-    Prints one line per check and exits non-zero when any check fails.
+    Checks run in parallel; one whose inputs did not change since it last passed is
+    not run again (its line says cached). Exits 1 when any check fails.
+
+    \b
+    Examples:
+      mlgen check --skip feast-apply
+      mlgen check --format sarif --output mlgen-check.sarif
     """
     import os
+    import sys
 
-    from mlgen.check_runner import run_checks
+    from mlgen import live_status
+    from mlgen.check_cache import CheckCache
+    from mlgen.check_reports import render, summary_line, text_line
+    from mlgen.check_runner import (
+        CheckOutcome,
+        UnknownCheck,
+        collect_checks,
+        execute,
+        validate_names,
+    )
+    from mlgen.checks import Check
     from mlgen.environments import REPO_PYTHON_ENV
 
     if python is not None:
         os.environ[REPO_PYTHON_ENV] = str(python.absolute())
+    repo = path.resolve()
+    checks = collect_checks(repo)
+    try:
+        validate_names(checks, only, skip)
+    except UnknownCheck as error:
+        raise click.UsageError(str(error)) from error
+    if list_only:
+        for found in checks:
+            reads = ", ".join(found.inputs) if found.inputs else "every file"
+            click.echo(f"{found.name}  {found.description or '-'}  (reads: {reads})")
+        return
+    # The text report is the live output itself; other formats keep stdout for the report.
+    lines_to_stdout = report_format == "text" and output is None
+    status = live_status.use(
+        live_status.LiveStatus(
+            out=sys.stdout if lines_to_stdout else sys.stderr,
+            err=sys.stderr,
+        )
+    )
+    color = status.interactive
 
-    failed = 0
-    total = 0
-    for found, result in run_checks(path.resolve(), only=only):
-        total += 1
-        failed += not result.ok
-        status = click.style("pass", fg="green") if result.ok else click.style("FAIL", fg="red")
-        click.echo(f"{status}  {found.name}" + (f"  {result.detail}" if result.detail else ""))
-    if total == 0:
-        raise MlgenError("no checks ran" + (f" (none is called {', '.join(only)})" if only else ""))
-    click.echo(f"{total - failed} passed, {failed} failed")
-    if failed:
+    class Listener:
+        def started(self, found: Check) -> None:
+            status.begin(found.name, found.name)
+
+        def finished(self, outcome: CheckOutcome) -> None:
+            status.end(outcome.check.name, text_line(outcome, color=color))
+
+    outcomes = execute(
+        repo,
+        checks,
+        only=only,
+        skip=skip,
+        jobs=jobs,
+        cache=None if no_cache else CheckCache(),
+        listener=Listener(),
+    )
+    if all(outcome.status == "skipped" for outcome in outcomes):
+        raise MlgenError("no checks ran (every check was skipped)" if checks else "no checks ran")
+    status.note(summary_line(outcomes))
+    if output is not None:
+        output.write_text(render(report_format, outcomes, repo), encoding="utf-8")
+    elif report_format != "text":
+        click.echo(render(report_format, outcomes, repo), nl=False)
+    if any(outcome.status == "fail" for outcome in outcomes):
         raise SystemExit(1)
 
 
@@ -336,8 +416,8 @@ def plugin() -> None:
 def plugin_new(name: str, destination: Path | None, data: tuple[str, ...]) -> None:
     """Scaffold an installable backend plugin package for backend NAME.
 
-    DESTINATION defaults to ./mlgen-NAME. The package starts as a copy of the reference
-    backend (FastAPI + ONNX Runtime) and carries the contract suite in its tests.
+    DESTINATION defaults to ./mlgen-NAME. The package starts as a small, complete ONNX
+    backend of its own (FastAPI + ONNX Runtime) and carries the contract suite in its tests.
     """
     from mlgen.generate import parse_data
     from mlgen.plugin_scaffold import scaffold_plugin

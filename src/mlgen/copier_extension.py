@@ -8,6 +8,8 @@ copier loads it through ``_jinja_extensions``, so plain ``copier copy --trust`` 
 ``mlgen_validate(field, v)``    "" or the one-line error for an answer
 ``mlgen_contributed_files()``   rendered paths of the files plugins contribute
 ``mlgen_render_contributed(p)`` the rendered body of contributed file ``p``
+``mlgen_modeling_format()``     the export format whose template modeling module the
+                                 repository gets ("" when the backend contributes its own)
 ``mlgen_plugin_manifest()``     JSON: which plugins (and versions) and which runtime
                                  release went into the generation, who wrote which file
 """
@@ -24,6 +26,7 @@ from jinja2.runtime import Context
 
 from mlgen import __version__, hookspecs
 from mlgen.answers import validation_message
+from mlgen.backend import EXPORT_FORMATS
 from mlgen.contributions import FileContribution
 from mlgen.errors import PluginError
 from mlgen.plugins import get_registry
@@ -116,6 +119,29 @@ def _plugin_manifest(context: Context) -> str:
     return json.dumps(manifest, indent=2, sort_keys=True)
 
 
+@pass_context
+def _modeling_format(context: Context) -> str:
+    """The export format of the template's modeling module to render, or "" for none.
+
+    The template has one modeling module per format in :data:`EXPORT_FORMATS`; a backend
+    that contributes ``src/<package>/modeling.py`` itself keeps its own (and must, for
+    any other format).
+    """
+    answers = answers_from_context(context)
+    registered = get_registry().get_backend(str(answers.get("serving_backend", "")))
+    modeling = f"src/{answers.get('package_name', '')}/modeling.py"
+    if modeling in rendered_contributions(context):
+        return ""
+    export_format = registered.backend.export_format
+    if export_format not in EXPORT_FORMATS:
+        raise PluginError(
+            f"{registered.plugin.label}: backend {registered.backend.name!r} exports "
+            f"{export_format!r}, for which the template has no modeling module (it has "
+            f"{', '.join(EXPORT_FORMATS)}); contribute src/{{{{ package_name }}}}/modeling.py.jinja"
+        )
+    return export_format
+
+
 def _backend_data(name: str) -> dict[str, Any]:
     return get_registry().get_backend(name).backend.as_template_data()
 
@@ -140,5 +166,6 @@ class MlgenExtension(Extension):
             mlgen_validate=validation_message,
             mlgen_contributed_files=_contributed_files,
             mlgen_render_contributed=_render_contributed,
+            mlgen_modeling_format=_modeling_format,
             mlgen_plugin_manifest=_plugin_manifest,
         )

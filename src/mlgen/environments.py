@@ -19,7 +19,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from mlgen import runtime_dist
+from mlgen import live_status, runtime_dist
 from mlgen.errors import MlgenError
 
 CACHE_ENV = "MLGEN_ENV_CACHE"
@@ -48,7 +48,10 @@ def uv_binary() -> str:
     except (ImportError, FileNotFoundError):
         found = shutil.which("uv")
         if found is None:
-            raise MlgenError("uv is not installed; run: pip install uv") from None
+            raise MlgenError(
+                "uv is not installed; it comes with the check extra: pip install 'mlgen[check]'"
+                " (or: pip install uv)"
+            ) from None
         return found
 
 
@@ -101,8 +104,14 @@ def shared_environment(
         interpreter = str(python_in(environment))
         if not (environment / _COMPLETE_MARKER).is_file():
             shutil.rmtree(environment, ignore_errors=True)
-            _run([uv, "venv", "--quiet", "--python", python, str(environment)])
-            _run([uv, "pip", "install", "--quiet", "--python", interpreter, *links, *requirements])
+            label = f"environment {environment.name}"
+            with live_status.step(f"{label}: creating (Python {python})"):
+                _run([uv, "venv", "--quiet", "--python", python, str(environment)])
+            with live_status.step(f"{label}: installing {len(requirements)} requirements"):
+                # Bytecode compiled now: imports (Feast, TensorFlow) would otherwise compile
+                # on every run wherever PYTHONDONTWRITEBYTECODE is set.
+                install = [uv, "pip", "install", "--quiet", "--compile-bytecode"]
+                _run([*install, "--python", interpreter, *links, *requirements])
             (environment / _COMPLETE_MARKER).write_text("\n".join(requirements) + "\n")
         if source is not None:
             wheel = runtime_dist.local_wheel(root)

@@ -15,7 +15,8 @@ Use it from a test module of the plugin's package::
 Every test renders one repository with the backend (once per session), builds its
 environment with uv (cached, shared) and checks what every backend must do:
 
-* it is registered with a valid definition and contributes files;
+* it is registered with a valid definition and contributes files; the repository has a
+  modeling module (the template's for the backend's export format, or the backend's own);
 * the repository passes ``mlgen check`` (every validator the installed plugins register);
 * the Kubernetes probes point at ports the container exposes;
 * the model ``train`` exports loads in the backend's format;
@@ -35,7 +36,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlgen.backend import EXPORT_FORMATS
+from mlgen.backend import EXPORT_FORMAT_NAME
 from mlgen.check_runner import run_checks
 from mlgen.checks import find_tool
 from mlgen.environments import REPO_PYTHON_ENV, python_in, run_in_repo, shared_environment
@@ -111,7 +112,7 @@ class BackendContract:
 
     def test_backend_definition(self, contract_registered: RegisteredBackend) -> None:
         backend = contract_registered.backend
-        assert backend.export_format in EXPORT_FORMATS
+        assert EXPORT_FORMAT_NAME.match(backend.export_format)
         assert backend.description and "\n" not in backend.description
         assert backend.container.ports and backend.smoke_test
 
@@ -122,7 +123,8 @@ class BackendContract:
         assert manifest["backend"]["name"] == contract_backend
         package = recorded_answers(contract_repo)["package_name"]
         files = manifest["files"]
-        assert f"src/{package}/modeling.py" in files, "a backend contributes modeling.py"
+        assert files, "a backend contributes its serving files"
+        assert (contract_repo / "src" / package / "modeling.py").is_file()
         for path in files:
             assert (contract_repo / path).is_file(), path
 

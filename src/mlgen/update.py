@@ -45,6 +45,7 @@ from mlgen.generate import check_answers
 from mlgen.gitrepo import is_git_repository, require_clean_tree, show_file
 from mlgen.journal import Journal
 from mlgen.merge import is_text, merge_three_way, unified_diff
+from mlgen.python_format import formatted_sides
 from mlgen.record import RECORD_FILE, read_record
 from mlgen.render import render_template
 from mlgen.template import ANSWERS_FILE, TEMPLATE_CONFIG, default_template, recorded_answers
@@ -197,9 +198,14 @@ def decide(
     if not (is_text(current) and is_text(new) and is_text(base or b"")):
         reject = new if conflict_mode == "rej" else None
         return FileChange(path, "conflict", None, reject)
-    merged = merge_three_way(
-        current, base or b"", new, labels=("local", "last generated", new_label)
-    )
+    labels = ("local", "last generated", new_label)
+    merged = merge_three_way(current, base or b"", new, labels=labels)
+    if merged.conflicts:
+        # Maybe only the layout moved upstream: merge again in the new formatting.
+        formatted_current, formatted_base = formatted_sides(path, current, base or b"", new)
+        if formatted_current != current:
+            reformatted = merge_three_way(formatted_current, formatted_base, new, labels=labels)
+            merged = reformatted if reformatted.conflicts == 0 else merged
     if merged.conflicts == 0:
         return FileChange(path, "merged", merged.content)
     if conflict_mode == "rej":

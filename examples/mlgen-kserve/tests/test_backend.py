@@ -15,7 +15,9 @@ def test_backend_is_registered_through_the_entry_point() -> None:
 def test_backend_contributes_files() -> None:
     registry = load_plugins()
     files = registry.contributed_files({"serving_backend": "kserve"})
-    assert "src/{{ package_name }}/modeling.py" in files
+    assert "src/{{ package_name }}/serving/model.py" in files
+    # The model itself is the template's ONNX modeling module, shared with every ONNX backend.
+    assert "src/{{ package_name }}/modeling.py" not in files
 
 
 def test_backend_serves_with_kserve_not_the_reference_app() -> None:

@@ -5,6 +5,14 @@ code, configuration); it imports everything else from here and gets fixes by bum
 ``mlgen-runtime~=X.Y.0`` pin. Each job is one module:
 
 * :mod:`mlgen_runtime.schema`: feature schema objects and the input matrix
+* :mod:`mlgen_runtime.export`: write, check and load ONNX, TorchScript and SavedModel artifacts
+* :mod:`mlgen_runtime.process`: start a local server, wait until ready, always stop it
+* :mod:`mlgen_runtime.drift`: the reference profile, KS / chi-square / PSI drift checks
+  and the ``python -m mlgen_runtime.drift`` command
+* :mod:`mlgen_runtime.ab`: assignment (:mod:`~mlgen_runtime.ab.assignment`, for serving)
+  and statistics (:mod:`~mlgen_runtime.ab.stats`, the ``stats`` extra)
+* :mod:`mlgen_runtime.serving`: the FastAPI app factory of HTTP backends (extra ``serving``)
+* :mod:`mlgen_runtime.gate`: the SLO / canary gate (``python -m mlgen_runtime.gate``)
 """
 
 __version__ = "0.1.0"

@@ -1,0 +1,67 @@
+"""Reading columns out of a matrix, a mapping or a DataFrame, without copying the whole."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+
+class DriftInputError(ValueError):
+    """The window or the profile cannot be checked (missing columns, no values...)."""
+
+
+def column_getter(data: Any, names: Sequence[str]) -> Callable[[int], Any]:
+    """A function returning column ``i`` (the ``names[i]`` one) of a matrix or a mapping.
+
+    Raises:
+        DriftInputError: a named column is missing or the matrix has the wrong width.
+    """
+    if isinstance(data, np.ndarray):
+        if data.ndim != 2 or data.shape[1] != len(names):
+            raise DriftInputError(
+                f"expected a 2-D array with {len(names)} columns "
+                f"({', '.join(names)}), got shape {data.shape}"
+            )
+        return lambda index: data[:, index]
+    if not hasattr(data, "keys"):
+        raise DriftInputError(f"expected a 2-D array or columns by name, got {type(data).__name__}")
+    available = set(data.keys())
+    missing = [name for name in names if name not in available]
+    if missing:
+        raise DriftInputError(f"missing column(s): {', '.join(missing)}")
+    return lambda index: data[names[index]]
+
+
+def n_rows(data: Any, names: Sequence[str]) -> int:
+    """The number of rows of a matrix or of equally long named columns."""
+    if isinstance(data, np.ndarray):
+        return int(data.shape[0])
+    lengths = {len(data[name]) for name in names}
+    if len(lengths) > 1:
+        raise DriftInputError(f"columns have different lengths: {sorted(lengths)}")
+    return lengths.pop() if lengths else 0
+
+
+def input_dtype(data: Any, names: Sequence[str]) -> np.dtype[Any]:
+    """The common dtype of the named columns."""
+    if isinstance(data, np.ndarray):
+        return np.dtype(data.dtype)
+    dtypes = {np.asarray(data[name][:1]).dtype for name in names}
+    return np.dtype(np.result_type(*dtypes)) if dtypes else np.dtype(np.float64)
+
+
+def sorted_valid(column: Any, dtype: np.dtype[Any]) -> tuple[np.ndarray, int]:
+    """A sorted copy of ``column`` in ``dtype`` without NaNs, and the NaN count."""
+    try:
+        values = np.array(column, dtype=dtype)  # one contiguous copy, sorted in place
+    except (TypeError, ValueError) as error:
+        raise DriftInputError(f"non-numeric values: {error}") from error
+    if values.ndim != 1:
+        raise DriftInputError(f"expected a 1-D column, got shape {values.shape}")
+    values.sort()
+    n_valid = values.size
+    if n_valid and np.isnan(values[-1]):  # NaNs sort last
+        n_valid = int(np.searchsorted(values, values.dtype.type(np.nan), "left"))
+    return values[:n_valid], values.size - n_valid

@@ -1,0 +1,207 @@
+"""MLflow tracking and model registry: log a training run, register it, pick the champion.
+
+Needs the ``registry`` extra (MLflow). Versions are labelled with aliases, not the
+deprecated stages: a new version becomes ``champion`` only when it beats the current
+champion on the repository's primary metric, otherwise it is the ``challenger``; the
+champion it replaced keeps ``previous-champion`` for a one-step rollback.
+
+The registered model is the exported artifact itself, wrapped by a "models from code"
+pyfunc (:mod:`mlgen_runtime._registry_model`) that loads it with the repository's own
+loader, so ``models:/<name>@champion`` predicts exactly what ships.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS_CHAMPION = "previous-champion"
+_MODEL_FILE = Path(__file__).with_name("_registry_model.py")
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What happened to a newly registered model version."""
+
+    model_name: str
+    version: str
+    alias: str
+    run_id: str
+    metric: float
+    previous_champion: str | None
+    previous_metric: float | None
+
+    @property
+    def promoted(self) -> bool:
+        """True when the new version became the champion."""
+        return self.alias == CHAMPION
+
+
+def default_tracking_uri(base_dir: Path) -> str:
+    """``$MLFLOW_TRACKING_URI``, else a SQLite store ``mlflow.db`` in ``base_dir``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(base_dir) / 'mlflow.db'}"
+
+
+def client(tracking_uri: str | None = None) -> Any:
+    """An ``mlflow.MlflowClient`` on ``tracking_uri`` (also made MLflow's current store).
+
+    Telemetry is off unless ``MLFLOW_DISABLE_TELEMETRY`` says otherwise.
+    """
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.MlflowClient()
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """``mlartifacts/`` beside a SQLite store; ``None`` (the server's default) otherwise."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    if not database.is_absolute():
+        database = Path("/") / database  # sqlite:////abs/path keeps one slash after ///
+    return (database.parent / "mlartifacts").as_uri()
+
+
+def project_requirements(pyproject: Path) -> list[str] | None:
+    """The ``[project] dependencies`` of a ``pyproject.toml`` (``None`` if it is absent):
+    what a registered model needs to be loaded elsewhere."""
+    if not pyproject.is_file():
+        return None
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    return list(project.get("dependencies", []))
+
+
+def current_champion(
+    model_name: str, metric: str, mlflow_client: Any | None = None, higher_is_better: bool = True
+) -> tuple[str, float] | None:
+    """The champion's version and its ``metric``, or ``None`` when there is no champion.
+
+    A champion whose run lacks the metric counts as the worst possible value.
+    """
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = mlflow_client or client()
+    try:
+        version = mlflow_client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+    worst = float("-inf") if higher_is_better else float("inf")
+    metrics = mlflow_client.get_run(version.run_id).data.metrics
+    return str(version.version), float(metrics.get(metric, worst))
+
+
+def assign_alias(
+    model_name: str,
+    version: str,
+    value: float,
+    champion: tuple[str, float] | None,
+    mlflow_client: Any,
+    higher_is_better: bool = True,
+) -> str:
+    """Make ``version`` the champion when ``value`` strictly beats ``champion``'s (or there
+    is none), moving the old champion to ``previous-champion``; else the challenger.
+    Returns the alias given."""
+    better = operator.gt if higher_is_better else operator.lt
+    if champion is not None and not better(value, champion[1]):
+        mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version)
+        return CHALLENGER
+    if champion is not None:
+        mlflow_client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, champion[0])
+    mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
+    return CHAMPION
+
+
+def log_and_register(
+    model_name: str,
+    artifact: Path,
+    metrics: Mapping[str, Any],
+    params: Mapping[str, Any],
+    *,
+    metric: str,
+    loader: str,
+    features: Sequence[str],
+    higher_is_better: bool = True,
+    code_paths: Sequence[Path] = (),
+    pip_requirements: Sequence[str] | None = None,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+) -> Registration:
+    """Log a run (params, numeric metrics, ``metrics.json``, the model), register a new
+    version of ``model_name`` and give it the ``champion`` or ``challenger`` alias.
+
+    Args:
+        artifact: the exported model (a file or a folder), stored as-is.
+        metrics: the training record; its numbers are logged, all of it as ``metrics.json``.
+        metric: the key of ``metrics`` that picks the champion.
+        loader: ``"package.module:function"``; ``function(artifact_path)`` returns a
+            callable from a float32 matrix to predictions (the repository's own loader).
+        features: the model's input columns, in matrix order.
+        code_paths: folders MLflow stores with the model so ``loader`` imports on load.
+        pip_requirements: what loading the model needs (default: MLflow's inference).
+        tracking_uri: the store (default: MLflow's current one).
+        experiment: the experiment's name (default: ``model_name``).
+    """
+    mlflow_client = client(tracking_uri)
+    import mlflow
+
+    name = experiment or model_name
+    found = mlflow_client.get_experiment_by_name(name)
+    experiment_id = (
+        str(found.experiment_id)
+        if found is not None
+        else str(
+            mlflow_client.create_experiment(
+                name, artifact_location=artifact_location(mlflow.get_tracking_uri())
+            )
+        )
+    )
+    value = float(metrics[metric])
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_params(dict(params))
+        mlflow.log_metrics(
+            {
+                key: float(number)
+                for key, number in metrics.items()
+                if isinstance(number, int | float) and not isinstance(number, bool)
+            }
+        )
+        mlflow.log_dict(dict(metrics), "metrics.json")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(_MODEL_FILE),
+            artifacts={"exported": str(artifact)},
+            model_config={"loader": loader, "features": list(features)},
+            code_paths=[str(path) for path in code_paths] or None,
+            pip_requirements=list(pip_requirements) if pip_requirements is not None else None,
+            registered_model_name=model_name,
+        )
+    version = str(info.registered_model_version)
+    champion = current_champion(model_name, metric, mlflow_client, higher_is_better)
+    alias = assign_alias(model_name, version, value, champion, mlflow_client, higher_is_better)
+    return Registration(
+        model_name=model_name,
+        version=version,
+        alias=alias,
+        run_id=run.info.run_id,
+        metric=value,
+        previous_champion=champion[0] if champion else None,
+        previous_metric=champion[1] if champion else None,
+    )
+
+
+def load_champion(model_name: str, tracking_uri: str | None = None) -> Any:
+    """The champion as an MLflow pyfunc model (``models:/<model_name>@champion``)."""
+    client(tracking_uri)
+    import mlflow
+
+    return mlflow.pyfunc.load_model(f"models:/{model_name}@{CHAMPION}")
