@@ -135,6 +135,7 @@ def wait_until_ready(
     process: subprocess.Popen[bytes] | None = None,
     output: IO[bytes] | Path | None = None,
     interval: float = POLL_INTERVAL_SECONDS,
+    select: Callable[[str], bool] | None = None,
 ) -> float:
     """Poll ``ready`` until it succeeds; return the seconds waited.
 
@@ -145,6 +146,7 @@ def wait_until_ready(
         process: the server process; when it exits, waiting stops at once.
         output: the file (or path) the process writes its output to, quoted in errors.
         interval: seconds between polls.
+        select: which output lines to quote first (see :func:`output_tail`).
 
     Raises:
         ServerError: the process exited, ``ready`` raised it, or ``timeout`` passed; the
@@ -158,21 +160,21 @@ def wait_until_ready(
             raise ServerError(
                 f"the server exited with status {process.returncode} before it was ready",
                 process.returncode,
-                output_tail(output),
+                output_tail(output, select=select),
             )
         try:
             if check():
                 return time.monotonic() - started
             last = "not ready"
         except ServerError as error:
-            raise ServerError(str(error), None, output_tail(output)) from None
+            raise ServerError(str(error), None, output_tail(output, select=select)) from None
         except OSError as error:  # not listening yet
             last = str(error)
         if time.monotonic() - started >= timeout:
             raise ServerError(
                 f"the server was not ready within {timeout:g} s (last: {last})",
                 None,
-                output_tail(output),
+                output_tail(output, select=select),
             )
         time.sleep(interval)
 
@@ -277,6 +279,7 @@ def running(
     env: Mapping[str, str] | None = None,
     cwd: str | Path | None = None,
     stop_timeout: float = STOP_TIMEOUT_SECONDS,
+    select: Callable[[str], bool] | None = None,
 ) -> Iterator[RunningServer]:
     """Start ``command``, wait until ``ready``, yield it, and always stop it.
 
@@ -291,6 +294,7 @@ def running(
         env: the complete environment (default: this process's).
         cwd: the working directory.
         stop_timeout: seconds between SIGTERM and SIGKILL.
+        select: which output lines an error quotes first (a server's error lines).
 
     Raises:
         ServerError: the server exited or was not ready in time (nothing is left running).
@@ -306,7 +310,7 @@ def running(
             start_new_session=True,
         )
         try:
-            wait_until_ready(ready, timeout, process=process, output=output)
+            wait_until_ready(ready, timeout, process=process, output=output, select=select)
             yield RunningServer(process, output)
         finally:
             stop(process, stop_timeout, group=True)

@@ -1,24 +1,25 @@
-"""LOCAL ONLY: run a real tritonserver on loopback, for the smoke test and the tests.
+"""LOCAL ONLY: run a real tritonserver on loopback, for smoke tests and serving tests.
 
-The deployed server is the official image (see the Dockerfile). Where there is no Docker
-and no GPU, the ``nvidia-pytriton`` wheel (``dev`` extra, Linux only) still carries a
-tritonserver binary and its python backend, which start on a CPU. That build has no
-``onnxruntime`` backend, so it serves the LOCAL-ONLY python-backend repository
-(:func:`{{ package_name }}.serving.model_repository.build_local_repository`): same model name,
-tensors and batching, the same ``model.onnx`` run by ONNX Runtime.
+A deployed Triton is the official image. Where there is no Docker and no GPU, the
+``nvidia-pytriton`` wheel (Linux only) still carries a tritonserver binary and its python
+backend, which start on a CPU. That build has no ``onnxruntime`` backend, so it serves a
+python-backend twin of the model repository (same model name, tensors and batching, the
+same ``model.onnx`` run by ONNX Runtime).
 
 Usage::
 
-    with local_server.running(repository) as server:
+    from mlgen_runtime.backends import triton_local
+
+    with triton_local.running(repository) as server:
         client = TritonClient(server.http_url)
 
 :func:`find_distribution` raises :class:`ServerUnavailable` (with the reason) when no
 tritonserver can run here; callers fall back or skip.
 
-Two facts of that build that this module handles: the python-backend stub embeds
-libpython (``LD_LIBRARY_PATH`` gets this interpreter's library folder) and starts the
-first ``python3`` on ``PATH`` in isolated mode (this environment's ``bin`` goes first,
-so the model sees this environment's numpy and onnxruntime).
+Two facts of that build handled here: the python-backend stub embeds libpython
+(``LD_LIBRARY_PATH`` gets this interpreter's library folder) and starts the first
+``python3`` on ``PATH`` in isolated mode (this environment's ``bin`` goes first, so the
+model sees this environment's numpy and onnxruntime).
 """
 
 from __future__ import annotations
@@ -27,33 +28,25 @@ import importlib.util
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-HOST = "127.0.0.1"
+from mlgen_runtime import process
+
+HOST = process.HOST
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
-# Loopback only: never send these requests through an HTTP proxy from the environment.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+ServerError = process.ServerError
+"""The tritonserver started but exited or did not get ready (the message ends with its log)."""
 
 
 class ServerUnavailable(RuntimeError):
     """No tritonserver can run on this machine (the message says why)."""
-
-
-class ServerError(RuntimeError):
-    """The tritonserver started but did not become ready, or exited."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +88,9 @@ def find_distribution() -> TritonDistribution:
             python-backend stub for this Python, or this Python has no shared libpython.
     """
     if sys.platform != "linux":
-        raise ServerUnavailable(f"the pytriton tritonserver is built for Linux, this is {sys.platform}")
+        raise ServerUnavailable(
+            f"the pytriton tritonserver is built for Linux, this is {sys.platform}"
+        )
     spec = importlib.util.find_spec("pytriton")  # located, not imported
     if spec is None or not spec.submodule_search_locations:
         raise ServerUnavailable(
@@ -128,13 +123,6 @@ def _python_library_dirs() -> tuple[Path, ...]:
             "python-backend stub needs"
         )
     return (folder,)
-
-
-def free_port(host: str = HOST) -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def _backends_folder(distribution: TritonDistribution, workdir: Path) -> Path:
@@ -179,97 +167,40 @@ def server_command(
     ]
 
 
-def http_status(url: str, timeout: float = 2.0) -> int:
-    """The HTTP status of GET ``url`` (raises OSError when nothing answers)."""
-    try:
-        with _OPENER.open(url, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-
-
-def read_text(url: str, timeout: float = 5.0) -> str:
-    """The body of GET ``url`` (loopback, no proxy), e.g. the Prometheus metrics."""
-    with _OPENER.open(url, timeout=timeout) as response:
-        return str(response.read().decode("utf-8"))
-
-
-def wait_until_ready(
-    server: RunningServer, process: subprocess.Popen[bytes], timeout: float
-) -> float:
-    """Poll ``/v2/health/ready`` until it answers 200; return the seconds waited.
-
-    Raises:
-        ServerError: the server exited, or was not ready within ``timeout`` seconds.
-    """
-    started = time.monotonic()
-    last = "no answer"
-    url = f"http://{server.http_url}/v2/health/ready"
-    while time.monotonic() - started < timeout:
-        if process.poll() is not None:
-            raise ServerError(f"tritonserver exited with status {process.returncode}")
-        try:
-            status = http_status(url)
-        except OSError as error:  # not listening yet
-            last = str(error)
-        else:
-            if status == 200:
-                return time.monotonic() - started
-            last = f"HTTP {status}"
-        time.sleep(0.2)
-    raise ServerError(f"tritonserver was not ready within {timeout:.0f} s (last: {last})")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if the server has not exited after a grace period."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _tail(log: IO[bytes], lines: int = 12) -> str:
-    """The server's error lines (``E<date>``, ``UNAVAILABLE``, ``error:``), else its last lines."""
-    log.seek(0)
-    text = log.read().decode("utf-8", "replace")
-    kept = [line.strip()[:400] for line in text.splitlines() if line.strip()]
-    errors = [
-        line for line in kept
-        if (line[:1] == "E" and line[1:2].isdigit() and "CudaDriverHelper" not in line)
-        or "UNAVAILABLE" in line or line.startswith("error:")
-    ]
-    return "\n".join((errors or kept)[-lines:])
+def is_error_line(line: str) -> bool:
+    """A tritonserver log line worth quoting: ``E<date>`` records, UNAVAILABLE, ``error:``."""
+    stripped = line.strip()
+    glog_error = stripped[:1] == "E" and stripped[1:2].isdigit()
+    return (
+        (glog_error and "CudaDriverHelper" not in stripped)
+        or "UNAVAILABLE" in stripped
+        or stripped.startswith("error:")
+    )
 
 
 @contextmanager
 def running(repository: Path, timeout: float = READY_TIMEOUT_SECONDS) -> Iterator[RunningServer]:
     """Run tritonserver on ``repository`` (loopback, free ports) until the block ends.
 
-    The server is stopped however the block ends.
+    The server, and every process it started, is stopped however the block ends.
 
     Raises:
         ServerUnavailable: no tritonserver can run here (nothing was started).
         ServerError: it started but did not get ready; the message ends with its log.
     """
     distribution = find_distribution()
-    server = RunningServer(free_port(), free_port(), free_port(), distribution.source)
-    with tempfile.TemporaryDirectory(prefix="tritonserver-") as scratch, \
-            tempfile.TemporaryFile() as log:
+    http_port, grpc_port, metrics_port = process.free_ports(3)
+    server = RunningServer(http_port, grpc_port, metrics_port, distribution.source)
+    with tempfile.TemporaryDirectory(prefix="tritonserver-") as scratch:
         backends = _backends_folder(distribution, Path(scratch))
         command = server_command(distribution, Path(repository).resolve(), backends, server)
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=_environment(distribution),
+        with process.running(
+            command,
+            f"http://{server.http_url}/v2/health/ready",
+            timeout=timeout,
+            env=_environment(distribution),
             cwd=scratch,
-        )
-        try:
-            try:
-                wait_until_ready(server, process, timeout)
-            except ServerError as error:
-                raise ServerError(f"{error}\n--- tritonserver log ---\n{_tail(log)}") from None
+            stop_timeout=STOP_TIMEOUT_SECONDS,
+            select=is_error_line,
+        ):
             yield server
-        finally:
-            stop(process)
