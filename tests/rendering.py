@@ -9,6 +9,7 @@ import copier
 import yaml
 
 from mlgen.plugins import get_registry
+from mlgen.record import RECORD_FILE, decode_record, encode_record
 
 ANSWERS_FILE = ".copier-answers.yml"
 COPIER_RECORDED = ("_src_path", "_commit")  # what copier records about where it rendered from
@@ -56,12 +57,19 @@ def read_tree(root: Path) -> dict[str, bytes]:
         relative = path.relative_to(root).as_posix()
         content = path.read_bytes()
         if relative == ANSWERS_FILE:
-            lines = content.decode().splitlines(keepends=True)
-            content = "".join(
-                line for line in lines if not line.startswith(COPIER_RECORDED)
-            ).encode()
+            content = _without_provenance(content)
+        elif relative == RECORD_FILE:  # the generation record holds the answers file too
+            recorded = decode_record(content) or {}
+            if ANSWERS_FILE in recorded:
+                recorded[ANSWERS_FILE] = _without_provenance(recorded[ANSWERS_FILE])
+            content = encode_record(recorded)
         tree[relative] = content
     return tree
+
+
+def _without_provenance(answers: bytes) -> bytes:
+    lines = answers.decode().splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith(COPIER_RECORDED)).encode()
 
 
 def recorded_answers(root: Path) -> dict[str, Any]:

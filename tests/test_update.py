@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from mlgen.errors import MlgenError
-from mlgen.fleet import UpdateOptions, update_fleet
+from mlgen.fleet import SUMMARY_HEADER, UpdateOptions, update_fleet
 from mlgen.generate import generate
-from mlgen.update import apply_plan, plan_update
-from tests.conftest import BIN
+from mlgen.update import apply_plan, decide, plan_update
+from tests.conftest import BIN, REPO_ROOT
 from tests.versioned import (
     MIGRATION_MARKER,
     README_V2_LINE,
@@ -45,6 +45,55 @@ def cli_update(*arguments: str, cwd: Path | None = None) -> subprocess.Completed
 
 def answers_of(repo: Path) -> dict[str, object]:
     return dict(yaml.safe_load((repo / ".copier-answers.yml").read_text()))
+
+
+# ---------------------------------------------------------------- the conflict rule
+
+BASE_LINES = ["a", "b", "c", "d", "e"]
+
+
+def _edited(**lines: str | None) -> bytes:
+    """BASE_LINES with line N (``l2=...``) replaced, or deleted (None); ``end`` appends."""
+    result = []
+    for number, line in enumerate(BASE_LINES, start=1):
+        replacement = lines.get(f"l{number}", line)
+        if replacement is not None:
+            result.append(replacement)
+    if "end" in lines:
+        result.append(str(lines["end"]))
+    return "".join(f"{line}\n" for line in result).encode()
+
+
+@pytest.mark.parametrize(
+    ("local", "upstream", "conflict"),
+    [
+        (_edited(l2="B"), _edited(l3="C"), True),  # touching: no unchanged line between
+        (_edited(l2="B"), _edited(l3=None), True),  # touching a deletion
+        (_edited(end="mine"), _edited(end="theirs"), True),  # both add at the same place
+        (_edited(l2="B"), _edited(l2="B2"), True),  # the same line
+        (_edited(l2="B"), _edited(l4="D"), False),  # one unchanged line between: both kept
+        (_edited(l2="B"), _edited(l2="B"), False),  # the same change on both sides
+    ],
+)
+def test_the_documented_conflict_rule(local: bytes, upstream: bytes, conflict: bool) -> None:
+    base = _edited()
+    change = decide("notes.txt", base, upstream, local, "inline", "upstream")
+    if conflict:
+        assert change is not None and change.action == "conflict"
+        assert change.content is not None and b"<<<<<<< local" in change.content
+    elif local == upstream:
+        assert change is None  # the user already has the new version
+    else:
+        assert change is not None and change.action == "merged"
+        assert change.content == b"a\nB\nc\nD\ne\n"
+
+
+def test_readme_and_docs_state_the_conflict_rule() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    docs = (REPO_ROOT / "docs" / "updating.md").read_text()
+    assert "**or touch** (no unchanged line between" in " ".join(readme.split())
+    assert "one unchanged line between them is enough" in " ".join(readme.split())
+    assert "**or when they touch**: no unchanged line separates them" in " ".join(docs.split())
 
 
 # ---------------------------------------------------------------- template upgrades
@@ -87,7 +136,8 @@ def test_overlapping_edit_is_a_conflict_with_markers_and_exit_1(
     result = cli_update("--vcs-ref", "v2", str(repo))
     assert result.returncode == 1
     assert "conflict      README.md" in result.stdout
-    assert "conflicts" in result.stdout.splitlines()[-1]
+    assert result.stdout.splitlines()[-2].split()[-1] == "conflicts"
+    assert result.stdout.splitlines()[-1] == f"{repo}: conflict: README.md"
     text = readme.read_text()
     assert "<<<<<<< local" in text and "=======" in text and ">>>>>>> upstream v2" in text
     assert "My own closing line." in text and README_V2_LINE.strip() in text
@@ -301,13 +351,20 @@ def test_fleet_updates_each_repo_and_reports_the_one_conflict(
         "--vcs-ref", "v2", "--from-file", str(listing), str(repos[3]), str(repos[4]), "--jobs", "2"
     )
     assert result.returncode == 1
-    header, *rows = result.stdout.strip().splitlines()
-    assert header.split() == ["repo", "from", "to", "merged", "conflicts", "result"]
-    by_repo = {row.split()[0]: row.split() for row in rows}
-    assert [by_repo[str(r)][5] for r in repos[:4]] == ["updated", "updated", "conflicts", "updated"]
-    assert by_repo[str(repos[2])][4] == "1"
-    assert by_repo[str(repos[0])][1:3] == ["v1", "v2"]
-    assert by_repo[str(repos[4])][5] == "error:"
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split() == SUMMARY_HEADER
+    by_repo = {line.split()[0]: line.split() for line in lines[1 : len(repos) + 1]}
+    result_column = SUMMARY_HEADER.index("result")
+    assert [by_repo[str(r)][result_column] for r in repos[:4]] == [
+        "updated",
+        "updated",
+        "conflicts",
+        "updated",
+    ]
+    assert by_repo[str(repos[2])][SUMMARY_HEADER.index("conflict")] == "1"
+    assert by_repo[str(repos[0])][SUMMARY_HEADER.index("template")] == "v1->v2"
+    assert by_repo[str(repos[4])][result_column] == "error:"
+    assert f"{repos[2]}: conflict: README.md" in lines
     for repo in (repos[0], repos[1], repos[3]):
         assert (repo / "UPGRADING.md").is_file()
 

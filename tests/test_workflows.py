@@ -29,7 +29,7 @@ from tests.rendering import installed_backends, render
 
 FAST_CHECKS = ("actionlint", "actions-pinned", "workflow-permissions")
 CHECKOV = "checkov-github-actions"
-WORKFLOWS = ("ci.yml", "drift-check.yml", "promote.yml", "retrain.yml")
+WORKFLOWS = ("ci.yml", "drift-check.yml", "promote.yml", "retrain.yml", "template-update.yml")
 CHECKOUT = "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1"
 GATE_TESTS = "tests/test_canary_gate.py"
 

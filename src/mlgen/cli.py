@@ -294,6 +294,15 @@ def check(
 )
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), help="Repositories in parallel.")
+@click.option(
+    "--branch",
+    metavar="NAME",
+    help="Commit each clean update on a new branch NAME (the checkout stays where it was); "
+    "a repository with conflicts is left alone.",
+)
+@click.option("--push", is_flag=True, help="With --branch: push the branch to origin.")
+@click.option("--message", "-m", metavar="TEXT", help="With --branch: the commit message.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def update(
     paths: tuple[Path, ...],
     listing: Path | None,
@@ -303,11 +312,17 @@ def update(
     conflict_mode: str,
     dry_run: bool,
     jobs: int | None,
+    branch: str | None,
+    push: bool,
+    message: str | None,
+    as_json: bool,
 ) -> None:
-    """Bring generated repositories to a new template and plugin version.
+    """Bring generated repositories to a new template, plugin and runtime version.
 
     PATHS are repositories (default: the current folder) or folders of them. A
-    three-way merge keeps every local edit; overlapping edits become conflicts (exit 1).
+    three-way merge against the recorded last generation keeps every local edit;
+    overlapping or touching edits become conflicts (exit 1). Ctrl-C stops cleanly: every
+    repository is left untouched or fully updated (exit 130).
     Undo an update with: git checkout -- . && git clean -fd
 
     \b
@@ -315,10 +330,20 @@ def update(
       mlgen update                       # the repository in the current folder
       mlgen update --dry-run repos/      # every repository below repos/
       mlgen update -d serving_backend=triton
+      mlgen update --branch tpl-v2 --push repos/
     """
-    from mlgen.fleet import expand_targets, options_from, summary_rows, update_fleet
+    from mlgen.fleet import (
+        expand_targets,
+        file_lines,
+        options_from,
+        summary_rows,
+        update_fleet,
+    )
     from mlgen.generate import parse_data
+    from mlgen.interrupt import EXIT_INTERRUPTED
 
+    if (push or message) and not branch:
+        raise click.UsageError("--push and --message need --branch NAME")
     repos = expand_targets(list(paths) or ([] if listing else [Path(".")]), listing)
     options = options_from(
         parse_data(data),
@@ -326,13 +351,23 @@ def update(
         vcs_ref=vcs_ref,
         conflict_mode=conflict_mode,
         dry_run=dry_run,
+        branch=branch,
+        push=push,
+        message=message,
     )
     outcomes = update_fleet(repos, options, jobs)
-    if len(outcomes) == 1:
-        for action, path in outcomes[0].changes:
-            click.echo(f"{action:13} {path}")
-    for line in _format_table(summary_rows(outcomes)[0], summary_rows(outcomes)[1:]):
-        click.echo(line)
+    if as_json:
+        click.echo(json.dumps([outcome.as_json() for outcome in outcomes], indent=2))
+    else:
+        if len(outcomes) == 1:
+            for action, path in outcomes[0].changes:
+                click.echo(f"{action:13} {path}")
+        rows = summary_rows(outcomes)
+        for line in [*_format_table(rows[0], rows[1:]), *file_lines(outcomes)]:
+            click.echo(line)
+    if any(outcome.interrupted for outcome in outcomes):
+        click.echo("Interrupted: the repositories above are untouched or fully updated.", err=True)
+        raise SystemExit(EXIT_INTERRUPTED)
     if any(outcome.needs_attention for outcome in outcomes):
         raise SystemExit(1)
 

@@ -10,8 +10,8 @@ copier loads it through ``_jinja_extensions``, so plain ``copier copy --trust`` 
 ``mlgen_render_contributed(p)`` the rendered body of contributed file ``p``
 ``mlgen_modeling_format()``     the export format whose template modeling module the
                                  repository gets ("" when the backend contributes its own)
-``mlgen_plugin_manifest()``     JSON: which plugin (and version) contributed which file
-                                 and the file's pristine rendered body
+``mlgen_plugin_manifest()``     JSON: which plugins (and versions) and which runtime
+                                 release went into the generation, who wrote which file
 """
 
 from __future__ import annotations
@@ -90,6 +90,12 @@ def _plugin_manifest(context: Context) -> str:
     registry = get_registry()
     backend = registry.get_backend(str(answers.get("serving_backend", "")))
     contributions = rendered_contributions(context)
+    origins = {contribution.origin for contribution in contributions.values()}
+    used = {
+        name: {"distribution": info.distribution, "version": info.version}
+        for name, info in registry.plugins.items()
+        if name == backend.plugin.name or info.label in origins
+    }
     manifest = {
         "mlgen_version": __version__,
         "plugin_api_version": hookspecs.PLUGIN_API_VERSION,
@@ -99,15 +105,16 @@ def _plugin_manifest(context: Context) -> str:
             "distribution": backend.plugin.distribution,
             "version": backend.plugin.version,
         },
-        # The pristine body of every contributed file: ``mlgen update`` merges plugin
-        # upgrades against it (re-rendering cannot: the old plugin is gone by then).
-        "files": {
-            path: {
-                "origin": contributions[path].origin,
-                "content": render_contribution(context, path, contributions[path]),
-            }
-            for path in sorted(contributions)
+        # Every plugin whose backend or files went into this generation, with its version,
+        # and the runtime release the pin names: what `mlgen update` reports as from/to.
+        "plugins": used,
+        "runtime": {
+            "distribution": "mlgen-runtime",
+            "version": str(context.get("mlgen_runtime_version", "")),
         },
+        # Which plugin wrote which file. Their pristine bodies (the base of the next
+        # update) are in the generation record, .mlgen/generated.json.gz.
+        "files": {path: {"origin": contributions[path].origin} for path in sorted(contributions)},
     }
     return json.dumps(manifest, indent=2, sort_keys=True)
 

@@ -2,11 +2,13 @@
 
 Three trees meet for every file:
 
-* **base**: what was generated last time. Template files come from re-rendering the
-  template version recorded in ``.copier-answers.yml`` (``_commit``) with the recorded
-  answers; plugin files come from ``.mlgen/plugins.json``, which holds their pristine
-  bodies. (Re-rendering cannot give those: the plugin version that wrote them may be
-  gone. This is the hole a plain ``copier update`` has.)
+* **base**: what was generated last time, byte for byte, from the generation record
+  ``.mlgen/generated.json.gz`` (:mod:`mlgen.record`). Re-rendering the old template
+  version cannot give that back once a plugin's files or backend data, the runtime pin,
+  copier or Jinja have moved (the hole a plain ``copier update`` has). A repository
+  generated before the record existed falls back to re-rendering the template version
+  in ``.copier-answers.yml`` (``_commit``), with the plugin file bodies that older
+  ``.mlgen/plugins.json`` files kept.
 * **new**: the target template version rendered with the installed plugins and the
   recorded answers plus any ``--data`` changes.
 * **current**: the working tree.
@@ -15,6 +17,11 @@ A file the user never touched takes the new version (or goes, if upstream droppe
 a file upstream did not change stays as the user has it; otherwise ``git merge-file``
 merges the two changes and leaves conflict markers (or a ``.rej`` file) where they
 overlap. Nothing is overwritten without a merge, and a user's deletion stays.
+
+Applying a plan is all or nothing: every file it replaces is journaled first, the records
+(``.copier-answers.yml``, ``.mlgen/*``) are written last, each with an atomic rename, and any
+failure or interruption puts the journaled files back. So an interrupted update never
+leaves a repository that claims a version it does not hold.
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -37,16 +43,40 @@ from packaging.version import InvalidVersion, Version
 from mlgen.errors import MlgenError
 from mlgen.generate import check_answers
 from mlgen.gitrepo import is_git_repository, require_clean_tree, show_file
+from mlgen.journal import Journal
 from mlgen.merge import is_text, merge_three_way, unified_diff
 from mlgen.python_format import formatted_sides
+from mlgen.record import RECORD_FILE, read_record
 from mlgen.render import render_template
 from mlgen.template import ANSWERS_FILE, TEMPLATE_CONFIG, default_template, recorded_answers
 
 MANIFEST_FILE = ".mlgen/plugins.json"
-OWNED_FILES = (ANSWERS_FILE, MANIFEST_FILE)
-"""Files only copier/mlgen write: always replaced by the new render, never merged."""
+OWNED_FILES = (ANSWERS_FILE, MANIFEST_FILE, RECORD_FILE)
+"""The records: only copier/mlgen write them; always replaced by the new render, never
+merged, and written last."""
 
-Action = Literal["added", "updated", "merged", "conflict", "removed", "kept-deleted", "kept-edited"]
+Action = Literal[
+    "added",
+    "updated",
+    "merged",
+    "conflict",
+    "removed",
+    "kept-deleted",
+    "kept-edited",
+    "recorded",
+]
+COUNTED: tuple[Action, ...] = (
+    "updated",
+    "merged",
+    "conflict",
+    "kept-edited",
+    "kept-deleted",
+    "added",
+    "removed",
+)
+"""What a summary counts: ``updated`` = taken as is (the user had not touched it), ``merged``
+= both sides changed it, ``kept-edited`` = upstream dropped it but the user edited it,
+``kept-deleted`` = the user deleted it and upstream changed it. Records are not counted."""
 ConflictMode = Literal["inline", "rej"]
 
 
@@ -72,10 +102,19 @@ class UpdatePlan:
     changes: list[FileChange] = field(default_factory=list)
     migrations: list[dict[str, Any]] = field(default_factory=list)
     template: str = ""
+    base_source: Literal["record", "re-render"] = "record"
+    plugins_from: dict[str, str] = field(default_factory=dict)
+    plugins_to: dict[str, str] = field(default_factory=dict)
+    runtime_from: str = "-"
+    runtime_to: str = "-"
 
     def count(self, *actions: Action) -> int:
         """How many files get one of ``actions``."""
         return sum(change.action in actions for change in self.changes)
+
+    def paths(self, action: Action) -> list[str]:
+        """The files that get ``action``, sorted."""
+        return sorted(change.path for change in self.changes if change.action == action)
 
     @property
     def conflicts(self) -> int:
@@ -139,7 +178,13 @@ def decide(
 ) -> FileChange | None:
     """The change for one file, or ``None`` when it stays as it is."""
     if path in OWNED_FILES:
-        return None if new == current else FileChange(path, "updated", new)
+        if new is None:
+            # A target template that writes no generation record: drop the old one, or
+            # it would pose as the base of the next update. (Other records stay.)
+            if path == RECORD_FILE and current is not None:
+                return FileChange(path, "recorded")
+            return None
+        return None if new == current else FileChange(path, "recorded", new)
     if new in (base, current):
         return None  # upstream did not change it, or the user already has the new version
     if current == base:
@@ -219,6 +264,25 @@ def _migrations(
     return selected
 
 
+def last_generation(
+    repo: Path, source: str, answers: Mapping[str, Any], commit: str
+) -> tuple[Tree, Literal["record", "re-render"]]:
+    """The tree ``repo`` was last generated as: the three-way base of its update.
+
+    From the generation record when the repository has one; else (generated before the
+    record existed) the template version ``commit`` re-rendered with ``answers``, with the
+    plugin file bodies an older ``.mlgen/plugins.json`` kept.
+    """
+    recorded = read_record(repo)
+    if recorded is not None:
+        return recorded, "record"
+    with tempfile.TemporaryDirectory(prefix="mlgen-base-") as scratch:
+        render_template(source, Path(scratch), answers, vcs_ref=commit or None)
+        old_render = read_tree(Path(scratch))
+    manifest = repo / MANIFEST_FILE
+    return base_tree(old_render, manifest.read_bytes() if manifest.is_file() else None), "re-render"
+
+
 def plan_update(
     repo: Path,
     *,
@@ -238,24 +302,26 @@ def plan_update(
         check_answers(changes, Path(source) if Path(source).is_dir() else default_template())
     new_answers = {**old_answers, **changes}
     from_commit = str(answers.get("_commit") or "")
+    base, base_source = last_generation(repo, source, old_answers, from_commit)
     with tempfile.TemporaryDirectory(prefix="mlgen-update-") as scratch:
-        old_dir, new_dir = Path(scratch) / "old", Path(scratch) / "new"
-        render_template(source, old_dir, old_answers, vcs_ref=from_commit or None)
-        render_template(source, new_dir, new_answers, vcs_ref=vcs_ref)
-        old_render, new_render = read_tree(old_dir), read_tree(new_dir)
-    current_manifest = (
-        (repo / MANIFEST_FILE).read_bytes() if (repo / MANIFEST_FILE).is_file() else None
-    )
-    base = base_tree(old_render, current_manifest)
+        render_template(source, Path(scratch), new_answers, vcs_ref=vcs_ref)
+        new_render = read_tree(Path(scratch))
+    base_manifest = _manifest(base.get(MANIFEST_FILE))
+    new_manifest = _manifest(new_render.get(MANIFEST_FILE))
     new_commit = str(yaml.safe_load(new_render.get(ANSWERS_FILE, b"{}")).get("_commit") or "")
     to_version = new_commit or "unversioned"
     plan = UpdatePlan(
         repo=repo,
         from_version=from_commit or "unversioned",
         to_version=to_version,
-        from_backend=_backend_label(current_manifest),
-        to_backend=_backend_label(new_render.get(MANIFEST_FILE)),
+        from_backend=_backend_label(base_manifest),
+        to_backend=_backend_label(new_manifest),
         template=source,
+        base_source=base_source,
+        plugins_from=plugin_versions(base_manifest),
+        plugins_to=plugin_versions(new_manifest),
+        runtime_from=runtime_version(base_manifest, base.get("pyproject.toml")),
+        runtime_to=runtime_version(new_manifest, new_render.get("pyproject.toml")),
     )
     for path in sorted(set(base) | set(new_render)):
         current_path = repo / path
@@ -275,20 +341,38 @@ def plan_update(
     return plan
 
 
-def _backend_label(raw: bytes | None) -> str:
-    backend = _manifest(raw).get("backend", {})
+def plugin_versions(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """``{plugin: "distribution version"}`` of the plugins a manifest names."""
+    plugins = manifest.get("plugins")
+    if isinstance(plugins, dict) and plugins:
+        return {
+            str(name): f"{entry.get('distribution')} {entry.get('version')}"
+            for name, entry in sorted(plugins.items())
+            if isinstance(entry, dict)
+        }
+    backend = manifest.get("backend") or {}
+    if not backend:
+        return {}
+    return {str(backend.get("plugin")): f"{backend.get('distribution')} {backend.get('version')}"}
+
+
+_RUNTIME_PIN = re.compile(rb"mlgen-runtime(?:\[[^\]]*\])?\s*~=\s*([0-9][0-9A-Za-z.+-]*)")
+
+
+def runtime_version(manifest: Mapping[str, Any], pyproject: bytes | None) -> str:
+    """The mlgen-runtime release a generation pinned (manifest, else its pyproject pin)."""
+    runtime = manifest.get("runtime")
+    if isinstance(runtime, dict) and runtime.get("version"):
+        return str(runtime["version"])
+    match = _RUNTIME_PIN.search(pyproject or b"")
+    return match.group(1).decode() if match else "-"
+
+
+def _backend_label(manifest: Mapping[str, Any]) -> str:
+    backend = manifest.get("backend", {})
     if not backend:
         return "unknown"
     return f"{backend.get('name')} ({backend.get('distribution')} {backend.get('version')})"
-
-
-def _write(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.mlgen-partial")
-    partial.write_bytes(content)
-    if path.exists():
-        shutil.copymode(path, partial)
-    os.replace(partial, path)
 
 
 def _run_migrations(plan: UpdatePlan, stage: str) -> None:
@@ -331,21 +415,28 @@ def _run_migrations(plan: UpdatePlan, stage: str) -> None:
 
 
 def apply_plan(plan: UpdatePlan) -> None:
-    """Carry out a plan: before-migrations, file writes, after-migrations."""
-    _run_migrations(plan, "before")
-    for change in plan.changes:
-        target = plan.repo / change.path
-        if change.action == "removed":
-            target.unlink(missing_ok=True)
-            _prune_empty_parents(target.parent, plan.repo)
-        elif change.content is not None:
-            _write(target, change.content)
-        if change.reject is not None:
-            _write(target.with_name(target.name + ".rej"), change.reject)
-    _run_migrations(plan, "after")
+    """Carry out a plan: before-migrations, file writes, records, after-migrations.
 
-
-def _prune_empty_parents(folder: Path, root: Path) -> None:
-    while folder != root and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-        folder = folder.parent
+    All or nothing: on any error or interruption (:class:`KeyboardInterrupt`, or
+    :class:`mlgen.interrupt.Interrupted` from SIGTERM) the repository is put back as it was
+    and the exception propagates.
+    """
+    journal = Journal(plan.repo)
+    ordered = sorted(plan.changes, key=lambda change: change.path in OWNED_FILES)
+    try:
+        if plan.migrations:
+            journal.ran_commands = True
+        _run_migrations(plan, "before")
+        for change in ordered:
+            if change.action == "removed" or (
+                change.action == "recorded" and change.content is None
+            ):
+                journal.remove(change.path)
+            elif change.content is not None:
+                journal.write(change.path, change.content)
+            if change.reject is not None:
+                journal.write(change.path + ".rej", change.reject)
+        _run_migrations(plan, "after")
+    except BaseException:
+        journal.rollback()
+        raise

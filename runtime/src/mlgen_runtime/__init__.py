@@ -14,6 +14,8 @@ code, configuration); it imports everything else from here and gets fixes by bum
   and statistics (:mod:`~mlgen_runtime.ab.stats`, the ``stats`` extra)
 * :mod:`mlgen_runtime.serving`: the FastAPI app factory of HTTP backends (extra ``serving``)
 * :mod:`mlgen_runtime.gate`: the SLO / canary gate (``python -m mlgen_runtime.gate``)
+* :mod:`mlgen_runtime.registry`: MLflow champion / challenger promotion (extra ``registry``)
+* :mod:`mlgen_runtime.feature_store`: Feast helpers (extra ``feast``)
 """
 
 __version__ = "0.1.0"
