@@ -121,6 +121,8 @@ def _backend(name: str, description: str, resources: mlgen.Resources) -> mlgen.B
         metrics=METRICS,
         dependencies=DEPENDENCIES,
         dev_dependencies=DEV_DEPENDENCIES,
+        # serving/model_repository.py builds on mlgen_runtime.backends.triton_config.
+        runtime_extras=("triton",),
     )
 
 

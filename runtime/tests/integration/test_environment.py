@@ -8,7 +8,16 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "module", ["fastapi", "prometheus_client", "onnxruntime", "statsmodels", "mlflow", "feast"]
+    "module",
+    [
+        "fastapi",
+        "prometheus_client",
+        "onnxruntime",
+        "statsmodels",
+        "mlflow",
+        "feast",
+        "tritonclient.grpc",
+    ],
 )
 def test_extra_is_importable(module: str) -> None:
     importlib.import_module(module)

@@ -185,7 +185,7 @@ def _tensor_problems(config: Any, rules: Rules) -> Iterator[str]:
     for tensor in config.input:
         if tensor.name == rules.input_name and list(tensor.dims) != [rules.n_features]:
             yield (
-                f"input {tensor.name!r} dims {list(tensor.dims)}: features.py defines "
+                f"input {tensor.name!r} dims {list(tensor.dims)}: the schema defines "
                 f"{rules.n_features} features, so dims must be [{rules.n_features}]"
             )
     if config.output and rules.probabilities_output not in {o.name for o in config.output}:
