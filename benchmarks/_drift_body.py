@@ -2,7 +2,8 @@
 
 ``benchmarks/drift.py`` renders a repository, builds (or reuses) its environment and
 runs this file there with the repository's ``src`` on the path. Everything timed here
-runs in this one process, alternating: the generated ``<package>.drift`` module and
+runs in this one process, alternating: the runtime's drift check (``mlgen_runtime.drift``
+as installed in the repository's environment, which its ``<package>.drift`` calls) and
 baseline (a), scipy's ``ks_2samp`` per column plus a per-column numpy PSI.
 
 It writes its measurements as JSON (``--out``) and the 200,000 x 20 data as ``.npy``
@@ -27,7 +28,7 @@ import numpy as np
 from _common import Measurement, interleaved
 
 PSI_BINS = 10
-PSI_EPSILON = 1e-4  # proportions floored at this, as in the generated module
+PSI_EPSILON = 1e-4  # proportions floored at this, as in mlgen_runtime.drift
 
 
 # ---------------------------------------------------------------------------- data
@@ -233,7 +234,7 @@ def runtime_info() -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--package", required=True)
+    parser.add_argument("--module", default="mlgen_runtime.drift")
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--reference-rows", type=int, default=200_000)
@@ -248,9 +249,15 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    drift = importlib.import_module(f"{args.package}.drift")
+    drift = importlib.import_module(args.module)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {"runtime": runtime_info(), "module": drift.__file__}
+    try:
+        from importlib.metadata import version
+
+        out["mlgen_runtime"] = version("mlgen-runtime")
+    except Exception as error:  # the module may come from a source tree instead
+        out["mlgen_runtime"] = f"unknown ({error})"
     thresholds = {"psi_threshold": args.psi_threshold, "ks_pvalue_threshold": args.ks_threshold}
 
     out["window"] = window_benchmark(drift, args, thresholds)
@@ -260,7 +267,7 @@ def main() -> int:
 
 
 def window_benchmark(drift: Any, args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
-    """The 200,000 x 20 window: the module vs baseline (a), timings and decisions."""
+    """The 200,000 x 20 window: the runtime vs baseline (a), timings and decisions."""
     rows, features = args.rows, args.features
     names = [f"f{j:02d}" for j in range(features)]
     print(
@@ -282,13 +289,13 @@ def window_benchmark(drift: Any, args: argparse.Namespace, thresholds: dict[str,
 
     parts: list[tuple[float, float]] = []
     cases = {
-        "drift module: KS + PSI, saved profile loaded": lambda: timed(
+        "mlgen_runtime.drift: KS + PSI, saved profile loaded": lambda: timed(
             lambda: drift.detect_drift(window, loaded, **thresholds)
         ),
-        "drift module: load profile file + KS + PSI": lambda: timed(
+        "mlgen_runtime.drift: load profile file + KS + PSI": lambda: timed(
             lambda: drift.detect_drift(window, drift.load_profile(profile_path), **thresholds)
         ),
-        "drift module: KS + PSI, 1 thread": lambda: timed(
+        "mlgen_runtime.drift: KS + PSI, 1 thread": lambda: timed(
             lambda: drift.detect_drift(window, loaded, workers=1, **thresholds)
         ),
         "(a) scipy ks_2samp + numpy PSI per column": lambda: timed(
@@ -332,7 +339,7 @@ def window_benchmark(drift: Any, args: argparse.Namespace, thresholds: dict[str,
         "decisions": {
             "features": names,
             "injected": injected_drift(features),
-            "drift_module": [r["drifted"] for r in ours],
+            "runtime": [r["drifted"] for r in ours],
             "baseline_a": [r["drifted"] for r in theirs],
             "agree": sum(agree),
             "of": features,
@@ -349,7 +356,7 @@ def window_benchmark(drift: Any, args: argparse.Namespace, thresholds: dict[str,
                 abs(a["psi"] - b["psi"]) for a, b in zip(ours, theirs, strict=True)
             ),
             "per_feature": {
-                name: {"drift_module": a, "baseline_a": b}
+                name: {"runtime": a, "baseline_a": b}
                 for name, a, b in zip(names, ours, theirs, strict=True)
             },
         },
@@ -357,7 +364,7 @@ def window_benchmark(drift: Any, args: argparse.Namespace, thresholds: dict[str,
 
 
 def big_window_benchmark(drift: Any, args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
-    """The 1,000,000 x 50 window: time and peak memory of the module's check."""
+    """The 1,000,000 x 50 window: time and peak memory of the runtime's check."""
     big_rows, big_features = args.big_rows, args.big_features
     big_names = [f"f{j:02d}" for j in range(big_features)]
     print(
@@ -377,7 +384,7 @@ def big_window_benchmark(drift: Any, args: argparse.Namespace, thresholds: dict[
         return drift.detect_drift(big_window, big_profile, **thresholds)
 
     print("timing the large window", file=sys.stderr, flush=True)
-    big_label = f"drift module: KS + PSI, {big_rows:,} x {big_features}"
+    big_label = f"mlgen_runtime.drift: KS + PSI, {big_rows:,} x {big_features}"
     big_measured = interleaved({big_label: lambda: timed(big_check)}, args.big_repeats, warmup=1)
     print("measuring the large window's peak memory", file=sys.stderr, flush=True)
     memory = peak_memory(big_check)

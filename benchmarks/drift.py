@@ -1,11 +1,12 @@
-"""Drift: the generated repository's drift module vs scipy/numpy per column vs Evidently.
+"""Drift: the runtime's drift check vs scipy/numpy per column vs Evidently.
 
-A repository is rendered from the checkout's template and its package imported from
-``src/`` in the repository's own environment (``mlgen.environments.shared_environment``,
-built with uv on first use, then cached). There, in one process and alternating
-(``benchmarks/_drift_body.py``):
+A repository is rendered from the checkout's template and its own environment built
+(``mlgen.environments.shared_environment``, with uv on first use, then cached; the
+runtime comes from a wheel built from ``runtime/``, as in every generated repository).
+There, in one process and alternating (``benchmarks/_drift_body.py``):
 
-* figure: ``<package>.drift.detect_drift`` (KS + PSI over every feature) of a
+* figure: ``mlgen_runtime.drift.detect_drift`` (what the repository's
+  ``<package>.drift`` calls; KS + PSI over every feature) of a
   200,000 x 20 numeric window against a saved reference profile (built from a
   200,000 x 20 training matrix, saved as JSON and loaded back);
 * baseline (a): scipy ``ks_2samp`` per column plus a per-column numpy PSI with 10
@@ -71,7 +72,6 @@ def main() -> int:
         from mlgen.generate import generate
 
         repo = generate(scratch / "bench-drift", plain_template(scratch), ANSWERS, defaults=True)
-        package = ANSWERS["model_name"].replace("-", "_")
         print(
             "the generated repository's environment (built once with uv, then cached)",
             file=sys.stderr,
@@ -107,8 +107,8 @@ def main() -> int:
             [
                 "python",
                 str(BENCH_DIR / "_drift_body.py"),
-                "--package",
-                package,
+                "--module",
+                "mlgen_runtime.drift",
                 "--data-dir",
                 str(data_dir),
                 "--out",
@@ -173,7 +173,8 @@ def main() -> int:
                     )
                 },
                 "thresholds": {"psi": 0.2, "ks_pvalue": 0.05},
-                "generated_module": measured["module"],
+                "runtime_module": measured["module"],
+                "mlgen_runtime": measured["mlgen_runtime"],
                 "repo_environment": str(repo_env),
                 "runtime_in_repo_environment": measured["runtime"],
                 "evidently": evidently["versions"] if evidently else "not run",
@@ -195,9 +196,9 @@ def summarize(measured: dict[str, Any], evidently: dict[str, Any] | None) -> dic
     window, big = measured["window"], measured["big_window"]
     measurements: dict[str, Any] = dict(window["measurements"])
     size = f"{window['rows']:,} x {window['features']}"
-    figure = "drift module: KS + PSI, saved profile loaded"
-    with_load = "drift module: load profile file + KS + PSI"
-    one_thread = "drift module: KS + PSI, 1 thread"
+    figure = "mlgen_runtime.drift: KS + PSI, saved profile loaded"
+    with_load = "mlgen_runtime.drift: load profile file + KS + PSI"
+    one_thread = "mlgen_runtime.drift: KS + PSI, 1 thread"
     base_a = "(a) scipy ks_2samp + numpy PSI per column"
     value = {label: m["median"] for label, m in measurements.items()}
     comparisons = [
@@ -258,8 +259,8 @@ def summarize(measured: dict[str, Any], evidently: dict[str, Any] | None) -> dic
         "max |KS D - scipy's|": decisions["max_abs_diff_ks_statistic"],
         "max |p - scipy's|": decisions["max_abs_diff_p_value"],
         "max |PSI - numpy baseline's|": decisions["max_abs_diff_psi"],
-        "features drifted (module / (a))": (
-            f"{sum(decisions['drift_module'])} / {sum(decisions['baseline_a'])} "
+        "features drifted (runtime / (a))": (
+            f"{sum(decisions['runtime'])} / {sum(decisions['baseline_a'])} "
             f"of {decisions['of']}; injected: "
             f"{sum(kind != 'none' for kind in decisions['injected'])}"
         ),
@@ -283,11 +284,11 @@ def summarize(measured: dict[str, Any], evidently: dict[str, Any] | None) -> dic
         features = decisions["features"]
         same = sum(
             per_column.get(name, {}).get("drifted") == ours
-            for name, ours in zip(features, decisions["drift_module"], strict=True)
+            for name, ours in zip(features, decisions["runtime"], strict=True)
         )
         methods = sorted({str(c.get("method")) for c in per_column.values()})
         checks["Evidently decisions (different tests, for information)"] = (
-            f"{sum(c['drifted'] for c in per_column.values())} drifted; same as the module "
+            f"{sum(c['drifted'] for c in per_column.values())} drifted; same as the runtime "
             f"on {same}/{len(features)}; methods {methods}"
         )
     big_label = next(iter(big["measurements"]))

@@ -1,23 +1,34 @@
-"""Serving: the generated FastAPI service under wrk, against a hello-world FastAPI app.
+"""Serving: the generated FastAPI service under wrk, against hello-world FastAPI and BentoML.
 
 A repository is rendered from the checkout's template (fastapi backend), its model
 trained in the repository's own environment (``mlgen.environments.shared_environment``)
 and served with the production command of the backend (``uvicorn <app> --host --port``:
 one worker, uvicorn's defaults) on loopback, pinned to CPU 0 with ``taskset`` when it is
-available. Next to it run the same service with online drift off (``ONLINE_DRIFT=0``)
-and a hello-world FastAPI app (``GET /`` answering a constant JSON object) with the same
-uvicorn settings. ``wrk`` (one thread, pinned to CPU 1) loads one server at a time; the
-scenarios alternate, round after round, so that the load of a shared machine falls on
-all of them alike, and the medians of the rounds are compared:
+available. The service is ``mlgen_runtime.serving``'s app on the repository's schema and
+model. Next to it run:
+
+* the same service with online drift off (``ONLINE_DRIFT=0``) and with the runtime's fast
+  path off (``create_app(fast_path=False)``: every request through FastAPI's route);
+* a hello-world FastAPI app (``GET /`` answering a constant JSON object), same uvicorn;
+* BentoML's ``bentoml serve`` of the same ONNX model file with default settings (a
+  ``@bentoml.service`` class with one ``@bentoml.api`` taking the feature row), in its own
+  cached environment (``benchmarks/requirements-bentoml.txt``; ``--no-bentoml`` skips it).
+
+``wrk`` (one thread, pinned to CPU 1) loads one server at a time; the scenarios
+alternate, round after round, so that the load of a shared machine falls on all of them
+alike, and the medians of the rounds are compared:
 
 * throughput and p95 latency of single-row ``POST /predict`` vs hello-world, at 1 and 8
   connections (targets: >= 0.8x the throughput, <= 1.3x the p95);
+* throughput vs BentoML at 1 and 8 connections (target >= 5x);
+* p95 latency of single rows at 8 connections vs the repository's latency objective
+  (``latency_slo_p95_ms``, 100 ms by default; target: under 10 % of it);
 * the server's CPU time per single-row request vs hello-world's, at 8 connections
   (target <= 1.25x: the throughput target as CPU time, read from /proc around each run;
   other load on the machine lowers both rates but hardly moves this);
+* throughput with the fast path vs through the FastAPI route alone, 8 connections (what
+  the fast path pays; reported, target >= 1x);
 * rows per second of 64-row batches vs single rows, at 8 connections (target >= 10x);
-* p95 latency of single rows at 8 connections vs the repository's latency objective
-  (``latency_slo_p95_ms``, 100 ms by default);
 * p50 latency (and server CPU time) of single rows at 1 connection with online drift
   on vs off (target: at most 5 % more).
 
@@ -30,8 +41,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,14 +48,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from _common import (
+    BENCH_DIR,
     Measurement,
     base_parser,
+    benchmark_environment,
     comparison,
     environment_info,
     write_result,
@@ -59,7 +70,15 @@ HOST = "127.0.0.1"
 SERVER_CPU, CLIENT_CPU = "0", "1"
 READY_TIMEOUT_S = 120.0
 BATCH_ROWS = 64
-TARGETS = {"throughput": 0.8, "p95": 1.3, "batch": 10.0, "drift_overhead": 1.05}
+TARGETS = {
+    "throughput": 0.8,
+    "p95": 1.3,
+    "bentoml": 5.0,
+    "slo_share": 0.1,
+    "fast_path": 1.0,
+    "batch": 10.0,
+    "drift_overhead": 1.05,
+}
 HELLO_APP = """\
 from fastapi import FastAPI
 
@@ -69,6 +88,39 @@ app = FastAPI()
 @app.get("/")
 async def hello() -> dict[str, str]:
     return {"message": "hello world"}
+"""
+# The service through FastAPI's route alone (the runtime's fast path off).
+ROUTE_ONLY_APP = """\
+from PACKAGE.serving.app import create_app
+
+app = create_app(fast_path=False)
+"""
+# BentoML's idiomatic service for the same ONNX model: one API taking the feature row.
+BENTO_SERVICE = """\
+import json
+import os
+
+import bentoml
+import numpy as np
+import onnxruntime as ort
+
+FEATURES = json.loads(os.environ["BENCH_FEATURES"])
+
+
+@bentoml.service
+class Model:
+    def __init__(self) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            os.environ["BENCH_MODEL_PATH"], options, providers=["CPUExecutionProvider"]
+        )
+
+    @bentoml.api
+    def predict(self, row: dict[str, float]) -> dict[str, float]:
+        features = np.array([[row[name] for name in FEATURES]], dtype=np.float32)
+        probability = float(self.session.run(["probabilities"], {"features": features})[0][0, 1])
+        return {"probability": probability, "label": int(probability >= 0.5)}
 """
 # What uvicorn's "auto" loop and http settings pick in the repository's environment.
 UVICORN_IMPLEMENTATIONS = (
@@ -127,12 +179,6 @@ def pinned(cpu: str) -> list[str]:
     return [taskset, "-c", cpu]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
     """GET ``url`` without any proxy; the status and body (errors too)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -156,48 +202,61 @@ def production_arguments(app: str, port: int) -> list[str]:
 
 
 @contextmanager
+def server(
+    command: list[str], port: int, *, cwd: Path, env: dict[str, str], ready_path: str
+) -> Iterator[tuple[str, int]]:
+    """Run ``command`` (listening on ``port``) pinned to the server CPU until the block
+    ends; yield its base URL and process id. The whole process group is always stopped
+    (:func:`mlgen_runtime.process.running`)."""
+    from mlgen_runtime.process import running
+
+    base_url = f"http://{HOST}:{port}"
+    with running(
+        [*pinned(SERVER_CPU), *command],
+        base_url + ready_path,
+        timeout=READY_TIMEOUT_S,
+        env=env,
+        cwd=cwd,
+    ) as started:
+        yield base_url, started.pid
+
+
 def uvicorn_server(
-    python: Path, app: str, *, cwd: Path, env: dict[str, str], ready_path: str, log: Path
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Run ``python -m uvicorn APP`` (production arguments) pinned to the server CPU until
-    the block ends; yield its base URL and process. Always stopped (SIGTERM, then KILL)."""
+    python: Path, app: str, *, cwd: Path, env: dict[str, str], ready_path: str
+) -> AbstractContextManager[tuple[str, int]]:
+    """``python -m uvicorn APP`` with the production arguments (see :func:`server`)."""
+    from mlgen_runtime.process import free_port
+
     port = free_port()
-    command = [*pinned(SERVER_CPU), str(python), "-m", "uvicorn", *production_arguments(app, port)]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-        try:
-            base_url = f"http://{HOST}:{port}"
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"{app} exited {process.returncode}:\n"
-                        f"{log.read_text(errors='replace')[-2000:]}"
-                    )
-                try:
-                    if http_get(base_url + ready_path, timeout=2)[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{app} not ready within {READY_TIMEOUT_S:.0f} s")
-                time.sleep(0.2)
-            yield base_url, process
-        finally:
-            stop(process)
+    command = [str(python), "-m", "uvicorn", *production_arguments(app, port)]
+    return server(command, port, cwd=cwd, env=env, ready_path=ready_path)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 10 s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+def bentoml_server(
+    environment: Path, service_dir: Path, model: Path, features: list[str], home: Path
+) -> AbstractContextManager[tuple[str, int]]:
+    """``bentoml serve service:Model`` (default settings) of ``model`` (see :func:`server`)."""
+    from mlgen_runtime.process import free_port
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "BENCH_MODEL_PATH": str(model),
+        "BENCH_FEATURES": json.dumps(features),
+        "BENTOML_HOME": str(home),
+        "BENTOML_DO_NOT_TRACK": "true",
+    }
+    env.pop("PYTHONPATH", None)
+    command = [
+        str(environment / "bin" / "bentoml"),
+        "serve",
+        "service:Model",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+    ]
+    return server(command, port, cwd=service_dir, env=env, ready_path="/readyz")
 
 
 def wrk_script(folder: Path, name: str, method: str = "GET", body: str | None = None) -> Path:
@@ -316,10 +375,18 @@ def main() -> int:
         default=2.0,
         help="seconds of untimed load per scenario first (default 2)",
     )
+    parser.add_argument("--bentoml", dest="bentoml", action="store_true", default=None)
+    parser.add_argument(
+        "--no-bentoml",
+        dest="bentoml",
+        action="store_false",
+        help="skip the BentoML baseline (default: run it, except with --quick)",
+    )
     args = parser.parse_args()
     repeats = args.repeats or (1 if args.quick else 5)
     duration = args.duration or (1.0 if args.quick else 5.0)
     warmup = 1.0 if args.quick else args.warmup
+    with_bentoml = (not args.quick) if args.bentoml is None else args.bentoml
     started = time.time()
     environment = environment_info()
     scratch = Path(tempfile.mkdtemp(prefix="mlgen-bench-serving-"))
@@ -328,70 +395,67 @@ def main() -> int:
         python = repo_env / "bin" / "python"
         rows = json.loads(repo_python(repo, repo_env, EXAMPLE_ROWS.replace("PACKAGE", package)))
         implementations = repo_python(repo, repo_env, UVICORN_IMPLEMENTATIONS)
-        hello_dir = scratch / "hello"
-        hello_dir.mkdir()
-        (hello_dir / "hello_app.py").write_text(HELLO_APP, encoding="utf-8")
+        bento_env = (
+            benchmark_environment(BENCH_DIR / "requirements-bentoml.txt") if with_bentoml else None
+        )
+        extra_dir = scratch / "apps"
+        extra_dir.mkdir()
+        (extra_dir / "hello_app.py").write_text(HELLO_APP, encoding="utf-8")
+        (extra_dir / "route_only.py").write_text(
+            ROUTE_ONLY_APP.replace("PACKAGE", package), encoding="utf-8"
+        )
+        (extra_dir / "service.py").write_text(BENTO_SERVICE, encoding="utf-8")
         scripts = {
             "single": wrk_script(scratch, "single", "POST", json.dumps(rows[0])),
             "batch": wrk_script(
                 scratch, "batch", "POST", json.dumps({"instances": rows[:BATCH_ROWS]})
             ),
             "hello": wrk_script(scratch, "hello"),
+            "bentoml": wrk_script(scratch, "bentoml", "POST", json.dumps({"row": rows[0]})),
         }
         app = f"{package}.serving.app:app"
+        model = repo / "artifacts" / "model.onnx"
         with ExitStack() as servers:
             print("starting the servers", file=sys.stderr)
-            service, service_process = servers.enter_context(
-                uvicorn_server(
-                    python,
-                    app,
-                    cwd=repo,
-                    env=server_environment(repo),
-                    ready_path="/ready",
-                    log=scratch / "service.log",
+
+            def start(app_name: str, cwd: Path, ready: str, **extra: str) -> tuple[str, int]:
+                env = server_environment(repo, **extra)
+                if cwd != repo:
+                    env["PYTHONPATH"] = os.pathsep.join([str(cwd), env["PYTHONPATH"]])
+                return servers.enter_context(
+                    uvicorn_server(python, app_name, cwd=cwd, env=env, ready_path=ready)
                 )
-            )
-            no_drift, no_drift_process = servers.enter_context(
-                uvicorn_server(
-                    python,
-                    app,
-                    cwd=repo,
-                    env=server_environment(repo, ONLINE_DRIFT="0"),
-                    ready_path="/ready",
-                    log=scratch / "service-no-drift.log",
-                )
-            )
-            hello, hello_process = servers.enter_context(
-                uvicorn_server(
-                    python,
-                    "hello_app:app",
-                    cwd=hello_dir,
-                    env=server_environment(hello_dir),
-                    ready_path="/",
-                    log=scratch / "hello.log",
-                )
-            )
-            pids = {
-                "hello": hello_process.pid,
-                "service": service_process.pid,
-                "no drift": no_drift_process.pid,
-            }
+
+            service, service_pid = start(app, repo, "/ready")
+            no_drift, no_drift_pid = start(app, repo, "/ready", ONLINE_DRIFT="0")
+            route, route_pid = start("route_only:app", extra_dir, "/ready")
+            hello, hello_pid = start("hello_app:app", extra_dir, "/")
             scenarios: dict[str, Scenario] = {
-                "hello 1c": (hello + "/", scripts["hello"], 1, pids["hello"]),
-                "single 1c": (service + "/predict", scripts["single"], 1, pids["service"]),
-                "single no-drift 1c": (
-                    no_drift + "/predict",
-                    scripts["single"],
-                    1,
-                    pids["no drift"],
-                ),
-                "hello 8c": (hello + "/", scripts["hello"], 8, pids["hello"]),
-                "single 8c": (service + "/predict", scripts["single"], 8, pids["service"]),
-                "batch64 8c": (service + "/predict", scripts["batch"], 8, pids["service"]),
+                "hello 1c": (hello + "/", scripts["hello"], 1, hello_pid),
+                "single 1c": (service + "/predict", scripts["single"], 1, service_pid),
+                "single no-drift 1c": (no_drift + "/predict", scripts["single"], 1, no_drift_pid),
+                "hello 8c": (hello + "/", scripts["hello"], 8, hello_pid),
+                "single 8c": (service + "/predict", scripts["single"], 8, service_pid),
+                "single route-only 8c": (route + "/predict", scripts["single"], 8, route_pid),
+                "batch64 8c": (service + "/predict", scripts["batch"], 8, service_pid),
             }
+            if bento_env is not None:
+                bento, _ = servers.enter_context(
+                    bentoml_server(
+                        bento_env, extra_dir, model, list(rows[0]), scratch / "bentoml-home"
+                    )
+                )
+                # No CPU figure: bentoml serve runs its workers in child processes.
+                for connections in (1, 8):
+                    scenarios[f"bentoml {connections}c"] = (
+                        bento + "/predict",
+                        scripts["bentoml"],
+                        connections,
+                        0,
+                    )
             results = measure(scenarios, repeats, duration, warmup)
             psi_exported = b"model_feature_psi{" in http_get(service + "/metrics")[1]
-            rss_mb = rss_megabytes(service_process.pid)
+            rss_mb = rss_megabytes(service_pid)
         measurements, comparisons = summarise(results, slo_ms)
         errors = {
             label: sum(r.socket_errors + r.non_2xx for r in runs) for label, runs in results.items()
@@ -412,6 +476,14 @@ def main() -> int:
             "client_cpu": CLIENT_CPU if pinned(CLIENT_CPU) else None,
             "server_command": ["python", "-m", "uvicorn", *production_arguments(app, 0)],
             "uvicorn": json.loads(implementations),
+            "bentoml": [
+                line
+                for line in (BENCH_DIR / "requirements-bentoml.txt").read_text().splitlines()
+                if line and not line.startswith("#")
+            ]
+            if bento_env
+            else "not run",
+            "bentoml_command": "bentoml serve service:Model --host 127.0.0.1 --port P",
             "latency_slo_p95_ms": slo_ms,
             "wrk": "wrk -t1 -c{1,8} --timeout 10s",
         }
@@ -531,15 +603,51 @@ def summarise(
     )
     comparisons.append(
         comparison(
-            "p95 latency, single row 8c vs the latency SLO",
+            "p95 latency, single row 8c vs 10 % of the latency SLO",
             "single 8c p95",
             median("single 8c p95"),
             "latency SLO p95",
             slo_ms,
-            target=1.0,
+            target=TARGETS["slo_share"],
             higher_is_better=False,
         )
     )
+    comparisons.append(
+        comparison(
+            "throughput, fast path vs the FastAPI route alone, 8c",
+            "single 8c req/s",
+            median("single 8c req/s"),
+            "single route-only 8c req/s",
+            median("single route-only 8c req/s"),
+            target=TARGETS["fast_path"],
+            higher_is_better=True,
+        )
+    )
+    for connections in ("1c", "8c"):
+        if f"bentoml {connections} req/s" not in measurements:
+            continue
+        comparisons.append(
+            comparison(
+                f"throughput, single row vs BentoML, {connections}",
+                f"single {connections} req/s",
+                median(f"single {connections} req/s"),
+                f"bentoml {connections} req/s",
+                median(f"bentoml {connections} req/s"),
+                target=TARGETS["bentoml"],
+                higher_is_better=True,
+            )
+        )
+        comparisons.append(
+            comparison(
+                f"p95 latency, single row vs BentoML, {connections}",
+                f"single {connections} p95",
+                median(f"single {connections} p95"),
+                f"bentoml {connections} p95",
+                median(f"bentoml {connections} p95"),
+                target=1.0,
+                higher_is_better=False,
+            )
+        )
     comparisons.append(
         comparison(
             "p50 latency, online drift on vs off, 1c",

@@ -50,19 +50,9 @@ BACKEND = mlgen.Backend(
             'bucket{{selector}, endpoint="/predict"}[{window}])))'
         ),
     ),
-    dependencies=(
-        "skl2onnx>=1.17",
-        "onnx>=1.16",
-        "onnxruntime>=1.18",
-        "fastapi>=0.115",
-        "uvicorn>=0.30",
-        # uvicorn's fast event loop and HTTP parser (what ``uvicorn[standard]`` adds for
-        # speed, without its reload and websocket extras); picked up automatically.
-        "uvloop>=0.19; sys_platform != 'win32'",
-        "httptools>=0.6",
-        "prometheus-client>=0.20",
-        "pydantic>=2.7",
-    ),
+    # FastAPI, pydantic, prometheus-client, uvicorn (with uvloop and httptools) and ONNX
+    # Runtime / skl2onnx come with the runtime's extras; the service is mlgen_runtime.serving.
+    runtime_extras=("serving", "onnx"),
     dev_dependencies=("httpx>=0.27", "httpx2>=2.0", "schemathesis>=4.0"),
 )
 

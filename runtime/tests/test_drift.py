@@ -54,6 +54,15 @@ def one_column(values: np.ndarray, **kwargs: int) -> drift.ReferenceProfile:
     return drift.build_profile(values[:, None], ["x"], **kwargs)
 
 
+def test_importing_the_package_does_not_import_scipy() -> None:
+    # Serving loads the profile and computes PSIs: scipy.stats costs it a second at start.
+    code = "import sys, mlgen_runtime.drift; print(any(m.startswith('scipy') for m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "False"
+
+
 # ---------------------------------------------------------------------------- statistics
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import Counter
@@ -149,3 +150,35 @@ def test_experiment_from_env(tmp_path: Path) -> None:
     for environ, message in problems:
         with pytest.raises(ValueError, match=message):
             experiment_from_env(environ)
+
+
+@pytest.mark.parametrize(
+    ("user_id", "headers", "status"),
+    [
+        (2**53 - 1, {}, 200),
+        (-(2**53) + 1, {}, 200),
+        (7.0, {}, 200),
+        (True, {}, 422),
+        ("", {}, 422),
+        ("x" * 257, {}, 422),
+        (1.5, {}, 422),
+        (2**53, {}, 422),  # beyond what every JSON reader keeps exact: send it as a string
+        ("\ud800", {}, 422),  # a lone surrogate cannot be hashed as UTF-8
+        (None, {"X-User-Id": "x" * 257}, 422),
+        (None, {"X-User-Id": ""}, 422),
+    ],
+)
+def test_user_ids(
+    paths: tuple[Path, Path], user_id: object, headers: dict[str, str], status: int
+) -> None:
+    experiment = Experiment(EXPERIMENT, paths[1], 0.5)
+    body = ROW if user_id is None else {**ROW, "user_id": user_id}
+    app = create_app(schema=SCHEMA, model=model_file(paths[0]), experiment=experiment)
+    with TestClient(app) as client:
+        # json.dumps escapes the lone surrogate ("\\ud800"), as a client's JSON would.
+        sent = {"Content-Type": "application/json", **headers}
+        response = client.post("/predict", content=json.dumps(body), headers=sent)
+    assert response.status_code == status, response.text
+    if status == 422:
+        location = response.json()["detail"][0]["loc"]
+        assert location[:2] in (["body", "user_id"], ["header", "X-User-Id"])

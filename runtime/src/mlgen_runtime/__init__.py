@@ -6,6 +6,7 @@ code, configuration); it imports everything else from here and gets fixes by bum
 
 * :mod:`mlgen_runtime.schema`: feature schema objects and the input matrix
 * :mod:`mlgen_runtime.export`: write, check and load ONNX, TorchScript and SavedModel artifacts
+* :mod:`mlgen_runtime.backends`: helpers for specific model servers (Triton)
 * :mod:`mlgen_runtime.process`: start a local server, wait until ready, always stop it
 * :mod:`mlgen_runtime.drift`: the reference profile, KS / chi-square / PSI drift checks
   and the ``python -m mlgen_runtime.drift`` command
@@ -13,6 +14,8 @@ code, configuration); it imports everything else from here and gets fixes by bum
   and statistics (:mod:`~mlgen_runtime.ab.stats`, the ``stats`` extra)
 * :mod:`mlgen_runtime.serving`: the FastAPI app factory of HTTP backends (extra ``serving``)
 * :mod:`mlgen_runtime.gate`: the SLO / canary gate (``python -m mlgen_runtime.gate``)
+* :mod:`mlgen_runtime.registry`: MLflow champion / challenger promotion (extra ``registry``)
+* :mod:`mlgen_runtime.feature_store`: Feast helpers (extra ``feast``)
 """
 
 __version__ = "0.1.0"

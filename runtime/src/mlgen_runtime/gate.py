@@ -166,30 +166,27 @@ def _usable(value: float) -> bool:
     return math.isfinite(value) and value >= 0
 
 
+def _below(what: str, value: float, limit: float, shown: str, unit: str = "") -> tuple[bool, str]:
+    """Whether ``value`` is known and below ``limit``, and the reason to report."""
+    if not _usable(value):
+        return False, f"{what} is unknown ({value})"
+    if value < limit:
+        return True, f"{what} {value:{shown}}{unit} < {limit:g}{unit}"
+    return False, f"{what} {value:{shown}}{unit} is not below {limit:g}{unit}"
+
+
 def decide(measurement: Measurement, thresholds: Thresholds) -> Decision:
     """Promote when the canary served enough requests and both objectives are met."""
-    failures: list[str] = []
-    passes: list[str] = []
     requests, minimum = measurement.requests, thresholds.min_requests
-    if not _usable(requests) or requests < minimum:
-        failures.append(f"requests {requests:.0f} are fewer than the minimum {minimum:g}")
-    else:
-        passes.append(f"requests {requests:.0f} >= {minimum:g}")
-    p95, slo = measurement.p95_ms, thresholds.latency_p95_ms
-    if not _usable(p95):
-        failures.append(f"p95 latency is unknown ({p95})")
-    elif p95 < slo:
-        passes.append(f"p95 latency {p95:.1f} ms < {slo:g} ms")
-    else:
-        failures.append(f"p95 latency {p95:.1f} ms is not below {slo:g} ms")
-    errors, budget = measurement.error_rate, thresholds.error_rate
-    if not _usable(errors):
-        failures.append(f"error rate is unknown ({errors})")
-    elif errors < budget:
-        passes.append(f"error rate {errors:.5f} < {budget:g}")
-    else:
-        failures.append(f"error rate {errors:.5f} is not below {budget:g}")
-    return Decision(not failures, tuple(failures or passes))
+    busy = _usable(requests) and requests >= minimum
+    relation = ">=" if busy else "are fewer than the minimum"
+    checks = [
+        (busy, f"requests {requests:.0f} {relation} {minimum:g}"),
+        _below("p95 latency", measurement.p95_ms, thresholds.latency_p95_ms, ".1f", " ms"),
+        _below("error rate", measurement.error_rate, thresholds.error_rate, ".5f"),
+    ]
+    failures = tuple(reason for passed, reason in checks if not passed)
+    return Decision(not failures, failures or tuple(reason for _, reason in checks))
 
 
 # ------------------------------------------------------------------ Prometheus

@@ -2,5 +2,8 @@
 a module says otherwise).
 
 * :mod:`mlgen_runtime.backends.triton_local`: LOCAL ONLY, run the tritonserver of the
-  ``nvidia-pytriton`` wheel on loopback for smoke tests and serving tests.
+  ``nvidia-pytriton`` wheel on loopback for smoke tests and serving tests;
+* :mod:`mlgen_runtime.backends.triton_config`: ``config.pbtxt`` validated with Triton's
+  schema and against the ONNX graph, and the model-repository folders (needs
+  ``tritonclient[grpc]`` and ``onnx``, which Triton repositories depend on).
 """

@@ -34,11 +34,15 @@ MAX_USER_ID_LENGTH = 256
 USER_ID_HEADER = "X-User-Id"
 UNION_TAGS = ("single row", "batch")
 """The tags of the request union; they are left out of error locations."""
-_MAX_INT_ID = 2**63 - 1
+MAX_INT_ID = 2**53 - 1
+"""The largest integer user id (and ``-MAX_INT_ID`` the smallest): integers every JSON
+reader keeps exact. The bound is exact as a double too, so a schema-driven client (a
+fuzzer, a generated SDK) and this validator agree on it; larger ids go as strings."""
 
 
 def _user_id(value: Any) -> str | int:
-    """A user id: a string of 1 to 256 characters, or a 64-bit integer (``7.0`` is 7)."""
+    """A user id: a string of 1 to 256 characters, or an integer within
+    :data:`MAX_INT_ID` (``7.0`` is 7)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, str):
@@ -50,8 +54,10 @@ def _user_id(value: Any) -> str | int:
             raise ValueError("user_id must be valid Unicode text") from None
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        if not -_MAX_INT_ID - 1 <= value <= _MAX_INT_ID:
-            raise ValueError("an integer user_id must fit in 64 bits")
+        if not -MAX_INT_ID <= value <= MAX_INT_ID:
+            raise ValueError(
+                f"an integer user_id must be within +-{MAX_INT_ID}; send larger ids as strings"
+            )
         return value
     raise ValueError("user_id must be a string or an integer")
 
@@ -63,7 +69,7 @@ UserId = Annotated[
         {
             "anyOf": [
                 {"type": "string", "minLength": 1, "maxLength": MAX_USER_ID_LENGTH},
-                {"type": "integer", "minimum": -_MAX_INT_ID - 1, "maximum": _MAX_INT_ID},
+                {"type": "integer", "minimum": -MAX_INT_ID, "maximum": MAX_INT_ID},
             ],
             "description": "A stable user id: requests with one are routed to an A/B "
             f"variant (sticky); takes precedence over the {USER_ID_HEADER} header.",

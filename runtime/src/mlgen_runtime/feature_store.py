@@ -1,0 +1,143 @@
+"""Feast helpers: open a feature repository, apply its definitions, build a
+point-in-time training set, materialize and read online features.
+
+Needs the ``feast`` extra. The Feast definitions (entities, sources, feature views) stay
+in the model repository's ``feature_repo/``; these functions take the repository's
+names (feature view, entity key, label) as arguments and import Feast lazily, so a
+module that imports this one starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlgen_runtime.schema import Feature
+
+REPO_ENV = "FEATURE_REPO_DIR"
+"""Environment variable that points at another feature repository (tests, CI)."""
+
+
+class FeatureDataError(ValueError):
+    """Feature values do not match the declared schema."""
+
+
+def repo_dir(default: Path) -> Path:
+    """``$FEATURE_REPO_DIR`` when set, else ``default`` (a folder with feature_store.yaml)."""
+    configured = os.environ.get(REPO_ENV)
+    return Path(configured).resolve() if configured else Path(default)
+
+
+def store(repo: Path) -> Any:
+    """A ``feast.FeatureStore`` on the repository folder ``repo``."""
+    from feast import FeatureStore
+
+    return FeatureStore(repo_path=str(repo))
+
+
+def load_definitions(repo: Path, filename: str = "definitions.py") -> ModuleType:
+    """Import the repository's Feast definitions file as a module."""
+    path = Path(repo) / filename
+    spec = importlib.util.spec_from_file_location(f"feast_definitions_{path.stem}", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise FileNotFoundError(f"no Feast definitions at {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def definitions(module: ModuleType) -> list[Any]:
+    """The entities, feature views and feature services a definitions module declares,
+    what ``feast apply`` would register from it."""
+    from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView
+
+    kinds = (Entity, FeatureView, OnDemandFeatureView, FeatureService)
+    return [value for value in vars(module).values() if isinstance(value, kinds)]
+
+
+def apply(repo: Path, feature_store: Any | None = None) -> Any:
+    """Register the repository's definitions (like ``feast apply``); return the store."""
+    feature_store = feature_store or store(repo)
+    feature_store.apply(definitions(load_definitions(repo)))
+    return feature_store
+
+
+def feature_refs(view: str, names: Iterable[str]) -> list[str]:
+    """``view:feature`` references, in the order of ``names``."""
+    return [f"{view}:{name}" for name in names]
+
+
+def validate_frame(frame: pd.DataFrame, features: Sequence[Feature]) -> None:
+    """Raise :class:`FeatureDataError` for a missing column, a null, a value outside its
+    feature's range or an unknown categorical code."""
+    for feature in features:
+        if feature.name not in frame:
+            raise FeatureDataError(f"feature {feature.name!r} is missing from the data")
+        values = frame[feature.name]
+        nulls = int(values.isna().sum())
+        if nulls:
+            raise FeatureDataError(f"feature {feature.name!r} has {nulls} null values")
+        outside = values[(values < feature.minimum) | (values > feature.maximum)]
+        if len(outside):
+            raise FeatureDataError(
+                f"feature {feature.name!r} has {len(outside)} values outside "
+                f"[{feature.minimum:g}, {feature.maximum:g}], e.g. {outside.iloc[0]!r}"
+            )
+        if feature.kind == "categorical":
+            # compare as numbers: truncating to int first would accept 1.5 as code 1
+            unknown = set(values.tolist()) - set(feature.levels)
+            if unknown:
+                raise FeatureDataError(
+                    f"feature {feature.name!r} has unknown codes {sorted(unknown)}"
+                )
+
+
+def training_frame(
+    feature_store: Any, entity_df: pd.DataFrame, refs: Sequence[str], entity_key: str
+) -> pd.DataFrame:
+    """Point-in-time join: each row of ``entity_df`` (entity key, ``event_timestamp``,
+    labels) with the feature values as they were at its timestamp, sorted by the key.
+
+    A row observed before any feature value of its entity existed gets no features:
+    Feast's file offline store drops it, other stores give nulls (which
+    :func:`training_matrix` refuses). No row ever sees a value from its future.
+    """
+    frame = feature_store.get_historical_features(entity_df=entity_df, features=list(refs))
+    result: pd.DataFrame = frame.to_df()
+    return result.sort_values(entity_key, kind="stable").reset_index(drop=True)
+
+
+def training_matrix(
+    frame: pd.DataFrame, features: Sequence[Feature], label: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a training frame and return ``(X float32 in feature order, y int64)``."""
+    validate_frame(frame, features)
+    X = frame[[feature.name for feature in features]].to_numpy(dtype=np.float32)
+    return X, frame[label].to_numpy(dtype=np.int64)
+
+
+def materialize(feature_store: Any, end: datetime | None = None) -> Any:
+    """Load the latest feature values into the online store (``materialize-incremental``
+    up to ``end``, default now); return the store."""
+    feature_store.materialize_incremental(end_date=end or datetime.now(UTC))
+    return feature_store
+
+
+def online_features(
+    feature_store: Any, refs: Sequence[str], entity_key: str, keys: Iterable[Any]
+) -> dict[str, list[Any]]:
+    """The latest values of ``refs`` for some entities, read from the online store, by
+    feature name (``None`` for an entity the store does not know)."""
+    response = feature_store.get_online_features(
+        features=list(refs), entity_rows=[{entity_key: key} for key in keys]
+    )
+    result: dict[str, list[Any]] = response.to_dict()
+    return result
