@@ -346,7 +346,7 @@ def test_answers_reach_the_workflows_and_the_gate(template_root: Path, tmp_path:
     )
     for name in WORKFLOWS:
         text = (repo / ".github" / "workflows" / name).read_text(encoding="utf-8")
-        assert "${{ github." in text, f"{name}: GitHub expressions did not survive Jinja"
+        assert "${{ " in text, f"{name}: GitHub expressions did not survive Jinja"
         assert "{%" not in text and "{#" not in text, name
         assert load(repo, name)["env"]["PYTHON_VERSION"] == "3.12"
     retrain = load(repo, "retrain.yml")

@@ -125,8 +125,17 @@ def test_a_broken_config_is_refused(config_file: Path, edit: object, message: st
 
 # ------------------------------------------------------------------ command line
 def _decide_args(config: Path, p95_ms: float, requests: float = 1000) -> list[str]:
-    return ["decide", "--config", str(config), "--p95-ms", str(p95_ms), "--error-rate", "0",
-            "--requests", str(requests)]  # fmt: skip
+    return [
+        "decide",
+        "--config",
+        str(config),
+        "--p95-ms",
+        str(p95_ms),
+        "--error-rate",
+        "0",
+        "--requests",
+        str(requests),
+    ]
 
 
 def test_decide_exit_status_and_report(
@@ -135,8 +144,11 @@ def test_decide_exit_status_and_report(
     assert gate.main(_decide_args(config_file, SLO_MS / 2)) == gate.PROMOTE
     report = json.loads(capsys.readouterr().out)
     assert report["decision"] == "promote"
-    assert report["thresholds"] == {"latency_p95_ms": SLO_MS, "error_rate": ERROR_SLO,
-                                    "min_requests": MIN_REQUESTS}  # fmt: skip
+    assert report["thresholds"] == {
+        "latency_p95_ms": SLO_MS,
+        "error_rate": ERROR_SLO,
+        "min_requests": MIN_REQUESTS,
+    }
     assert gate.main(_decide_args(config_file, SLO_MS * 2)) == gate.ROLLBACK
     assert json.loads(capsys.readouterr().out)["decision"] == "rollback"
     assert gate.main(_decide_args(config_file, SLO_MS / 2, requests=5)) == gate.ROLLBACK

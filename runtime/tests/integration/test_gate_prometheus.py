@@ -75,13 +75,16 @@ def _openmetrics(now: int) -> str:
     times = range(now - 40 * 60, now + 10 * 60, STEP)
     lines = ["# TYPE model_requests counter"]
     for canary in CANARIES:
-        for status, per_step in (("200", canary.requests - canary.failures),
-                                 ("500", canary.failures)):  # fmt: skip
+        for status, per_step in (
+            ("200", canary.requests - canary.failures),
+            ("500", canary.failures),
+        ):
             if per_step:
                 for index, at in enumerate(times):
                     total = per_step * (index // canary.every)
-                    lines.append(f"model_requests_total{{{_labels(canary, status=status)}}} "
-                                 f"{total} {at}")  # fmt: skip
+                    lines.append(
+                        f"model_requests_total{{{_labels(canary, status=status)}}} {total} {at}"
+                    )
     lines.append("# TYPE model_request_duration_seconds histogram")
     for canary in CANARIES:
         for index, at in enumerate(times):
@@ -89,11 +92,15 @@ def _openmetrics(now: int) -> str:
             for bound in (*BUCKETS, float("inf")):
                 le = "+Inf" if bound == float("inf") else repr(bound)
                 value = count if bound >= canary.latency_bucket else 0
-                lines.append(f'model_request_duration_seconds_bucket{{{_labels(canary, le=le)}}} '
-                             f"{value} {at}")  # fmt: skip
+                lines.append(
+                    f"model_request_duration_seconds_bucket{{{_labels(canary, le=le)}}} "
+                    f"{value} {at}"
+                )
             lines.append(f"model_request_duration_seconds_count{{{_labels(canary)}}} {count} {at}")
-            lines.append(f"model_request_duration_seconds_sum{{{_labels(canary)}}} "
-                         f"{count * canary.latency_bucket * 0.9} {at}")  # fmt: skip
+            lines.append(
+                f"model_request_duration_seconds_sum{{{_labels(canary)}}} "
+                f"{count * canary.latency_bucket * 0.9} {at}"
+            )
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
 
@@ -111,16 +118,25 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (root / "history.om").write_text(_openmetrics(int(time.time())), encoding="utf-8")
     subprocess.run(
         ["promtool", "tsdb", "create-blocks-from", "openmetrics", "history.om", "data"],
-        cwd=root, check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+        cwd=root,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     (root / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n", encoding="utf-8")
     port = _free_port()
     log = (root / "prometheus.log").open("wb")
     process = subprocess.Popen(
-        ["prometheus", "--config.file=prometheus.yml", "--storage.tsdb.path=data",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            "prometheus",
+            "--config.file=prometheus.yml",
+            "--storage.tsdb.path=data",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process)
@@ -161,9 +177,13 @@ def test_a_healthy_canary_is_measured_exactly_and_promoted(prometheus: str) -> N
 
 @pytest.mark.parametrize(
     ("app", "blamed"),
-    [("slow", "p95 latency"), ("failing", "error rate"), ("idle", "requests"),
-     ("silent", "requests")],
-)  # fmt: skip
+    [
+        ("slow", "p95 latency"),
+        ("failing", "error rate"),
+        ("idle", "requests"),
+        ("silent", "requests"),
+    ],
+)
 def test_an_unhealthy_canary_is_rolled_back(prometheus: str, app: str, blamed: str) -> None:
     measurement = gate.measure(prometheus, _config(app))
     decision = gate.decide(measurement, LIMITS)
