@@ -151,6 +151,19 @@ def _draw_script(
     return script
 
 
+def _one_edit(
+    data: st.DataObject, world: World, side: str, path: str, index: int
+) -> list[tuple[str, int, str]]:
+    """One drawn operation at line ``index`` of ``path``."""
+    lines = world.generated[path]
+    operation = data.draw(st.sampled_from(OPERATIONS), label=f"{side} {path}:{index}")
+    neighbour = (
+        lines[index + 1] if operation == "insert" and index + 1 < len(lines) else lines[index]
+    )
+    indent = neighbour[: len(neighbour) - len(neighbour.lstrip())].rstrip("\n")
+    return [(operation, index, f"{indent}# {side} edit {next(world.counter)}\n")]
+
+
 def _apply(lines: list[str], *scripts: list[tuple[str, int, str]]) -> list[str]:
     """Apply non-touching operations (base line positions) to ``lines``."""
     by_index: dict[int, list[tuple[str, str]]] = {}
@@ -182,6 +195,8 @@ def _region(operation: str, index: int) -> tuple[int, int]:
 
 def _touch(local: list[tuple[str, int, str]], upstream: list[tuple[str, int, str]]) -> bool:
     for (a_op, a_index, _), (b_op, b_index, _) in itertools.product(local, upstream):
+        if a_op == b_op == "delete" and a_index == b_index:
+            continue  # the same change on both sides: no conflict
         (a_start, a_end), (b_start, b_end) = _region(a_op, a_index), _region(b_op, b_index)
         if a_start <= b_end and b_start <= a_end:
             return True
@@ -197,7 +212,7 @@ def _edit_template(world: World, path: str, script: list[tuple[str, int, str]]) 
 
 
 @settings(
-    max_examples=8,
+    max_examples=12,
     deadline=None,
     database=None,
     suppress_health_check=list(HealthCheck),
@@ -209,9 +224,18 @@ def test_random_local_and_upstream_edits(world: World, data: st.DataObject) -> N
     local_candidates = {p: _local_positions(world, p) for p in world.template_files}
     upstream_candidates = {p: _upstream_positions(world, p) for p in world.template_files}
     local = _draw_script(data, world, "local", {p: v for p, v in local_candidates.items() if v})
-    upstream = _draw_script(
-        data, world, "upstream", {p: v for p, v in upstream_candidates.items() if v}
-    )
+    eligible = {p: v for p, v in upstream_candidates.items() if v}
+    upstream = _draw_script(data, world, "upstream", eligible)
+    # Overlaps are what the test is about: most examples also edit one file on both sides,
+    # upstream within two lines of the local edit (touching, overlapping, or just apart).
+    both = sorted(path for path in eligible if local_candidates.get(path))
+    shared = data.draw(st.none() | st.sampled_from(both), label="file edited on both sides")
+    if shared is not None:
+        mine = data.draw(st.sampled_from(local_candidates[shared]), label="local line")
+        close = [i for i in eligible[shared] if abs(i - mine) <= 2] or eligible[shared]
+        theirs = data.draw(st.sampled_from(close), label="upstream line")
+        local[shared] = _one_edit(data, world, "local", shared, mine)
+        upstream[shared] = _one_edit(data, world, "upstream", shared, theirs)
     untouched = sorted(set(world.template_files) - set(local) - set(upstream))
     local_delete = data.draw(st.none() | st.sampled_from(untouched), label="local delete")
     upstream_delete = data.draw(

@@ -7,6 +7,8 @@ Errors from those modules (:class:`mlgen.errors.MlgenError`) become one
 from __future__ import annotations
 
 import json
+import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -367,7 +369,11 @@ def update(
             click.echo(line)
     if any(outcome.interrupted for outcome in outcomes):
         click.echo("Interrupted: the repositories above are untouched or fully updated.", err=True)
-        raise SystemExit(EXIT_INTERRUPTED)
+        # Every worker has reported and every repository is settled: leave now rather
+        # than after the interpreter's teardown, which a loaded machine makes slow.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
     if any(outcome.needs_attention for outcome in outcomes):
         raise SystemExit(1)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -228,8 +229,28 @@ class _Running:
     connection: Connection
 
 
+def _without_row(repo: Path, exitcode: int | None, stopping: bool) -> RepoOutcome:
+    """The row of a worker that ended without reporting (say, a signal before its handler
+    was in place): interrupted if the run is stopping, else an error; either way it says
+    whether the repository is untouched."""
+    status = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True
+    )
+    clean = status.returncode == 0 and not status.stdout.strip()
+    state = "untouched" if clean else f"check it and restore with `{RESTORE_COMMAND}`"
+    if stopping:
+        return RepoOutcome(str(repo), result="interrupted", detail=f"stopped; {state}")
+    return RepoOutcome(
+        str(repo), result="error", detail=f"worker ended with exit code {exitcode}; {state}"
+    )
+
+
 def _collect(
-    running: dict[int, _Running], slots: list[RepoOutcome | None], repos: list[Path], timeout: float
+    running: dict[int, _Running],
+    slots: list[RepoOutcome | None],
+    repos: list[Path],
+    timeout: float,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> list[int]:
     """Wait up to ``timeout`` for workers; store their rows; return the finished indexes."""
     handles: list[Any] = []
@@ -243,12 +264,7 @@ def _collect(
                 slots[index] = job.connection.recv()
             except (EOFError, OSError):
                 job.process.join()
-                slots[index] = RepoOutcome(
-                    str(repos[index]),
-                    result="error",
-                    detail=f"worker ended with exit code {job.process.exitcode}; check "
-                    f"`git status` there (restore: {RESTORE_COMMAND})",
-                )
+                slots[index] = _without_row(repos[index], job.process.exitcode, stopping())
             job.process.join()
             job.connection.close()
             finished.append(index)
@@ -289,7 +305,9 @@ def update_fleet(
                 process.start()
                 sender.close()
                 running[index] = _Running(index, process, receiver)
-            for index in _collect(running, slots, repos, timeout=0.1):
+            for index in _collect(
+                running, slots, repos, timeout=0.1, stopping=lambda: state.received is not None
+            ):
                 if on_done and slots[index] is not None:
                     on_done(slots[index])  # type: ignore[arg-type]
         if state.received is not None:
@@ -306,7 +324,8 @@ def _stop(running: dict[int, _Running], slots: list[RepoOutcome | None], repos: 
             os.kill(job.process.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     while running and time.monotonic() < deadline:
-        _collect(running, slots, repos, timeout=max(0.0, deadline - time.monotonic()))
+        remaining = max(0.0, deadline - time.monotonic())
+        _collect(running, slots, repos, timeout=remaining, stopping=lambda: True)
     for index, job in running.items():
         job.process.kill()
         job.process.join()
