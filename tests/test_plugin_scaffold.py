@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from mlgen import runtime_dist
 from mlgen.cli import cli
+from mlgen.environments import cache_root
 from tests.conftest import BIN, REPO_ROOT
 
 
@@ -130,11 +133,16 @@ def test_scaffold_installed_next_to_mlgen_works_end_to_end(tmp_path: Path) -> No
 
     # The scaffold's own tests: registration, then the contract suite (which renders a
     # repository, runs `mlgen check` on it and serves a prediction).
+    # mlgen is installed from a wheel here, so it has no checkout to build mlgen-runtime
+    # from: hand it the wheel the way a team's index would.
+    wheel = runtime_dist.local_wheel(cache_root())
+    assert wheel is not None
     result = subprocess.run(
         [str(bin_dir / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=package,
         capture_output=True,
         text=True,
+        env={**os.environ, "MLGEN_RUNTIME_FIND_LINKS": str(wheel.parent)},
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "8 passed" in result.stdout.splitlines()[-1]

@@ -58,4 +58,4 @@ def test_feast_apply_check_catches_the_removed_feature_api(
         )
     )
     ok, detail = _result(repo, "feast-apply")
-    assert not ok and "feast -c" in detail
+    assert not ok and "feast apply" in detail and "unexpected keyword argument 'features'" in detail
