@@ -43,7 +43,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -60,6 +59,7 @@ from _common import (
     benchmark_environment,
     comparison,
     environment_info,
+    scratch_dir,
     write_result,
 )
 from _fixtures import plain_template
@@ -389,8 +389,7 @@ def main() -> int:
     with_bentoml = (not args.quick) if args.bentoml is None else args.bentoml
     started = time.time()
     environment = environment_info()
-    scratch = Path(tempfile.mkdtemp(prefix="mlgen-bench-serving-"))
-    try:
+    with scratch_dir("serving", keep=args.keep) as scratch:
         repo, repo_env, package, slo_ms = prepare_repo(scratch)
         python = repo_env / "bin" / "python"
         rows = json.loads(repo_python(repo, repo_env, EXAMPLE_ROWS.replace("PACKAGE", package)))
@@ -491,11 +490,6 @@ def main() -> int:
             NAME, args, started, environment, parameters, measurements, comparisons, checks
         )
         return 0 if not any(errors.values()) else 1
-    finally:
-        if args.keep:
-            print(f"kept {scratch}", file=sys.stderr)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def measure(
@@ -550,127 +544,91 @@ def summarise(
             measurements[f"{label} cpu/request"] = Measurement(cpu, "us")
     measurements["latency SLO p95"] = Measurement([slo_ms], "ms")
 
-    def median(label: str) -> float:
-        return measurements[label].median
+    comparisons: list[dict[str, Any]] = []
 
-    comparisons = []
-    for connections in ("1c", "8c"):
-        comparisons.append(
-            comparison(
-                f"throughput, single row vs hello-world, {connections}",
-                f"single {connections} req/s",
-                median(f"single {connections} req/s"),
-                f"hello {connections} req/s",
-                median(f"hello {connections} req/s"),
-                target=TARGETS["throughput"],
-                higher_is_better=True,
+    def versus(name: str, figure: str, baseline: str, **kwargs: Any) -> None:
+        """Compare two cases' medians, when both were measured (BentoML, CPU are optional)."""
+        if figure in measurements and baseline in measurements:
+            figure_value, baseline_value = (
+                measurements[figure].median,
+                measurements[baseline].median,
             )
-        )
-        comparisons.append(
-            comparison(
-                f"p95 latency, single row vs hello-world, {connections}",
-                f"single {connections} p95",
-                median(f"single {connections} p95"),
-                f"hello {connections} p95",
-                median(f"hello {connections} p95"),
-                target=TARGETS["p95"],
-                higher_is_better=False,
+            comparisons.append(
+                comparison(name, figure, figure_value, baseline, baseline_value, **kwargs)
             )
+
+    throughput = {"target": TARGETS["throughput"], "higher_is_better": True}
+    for c in ("1c", "8c"):
+        versus(
+            f"throughput, single row vs hello-world, {c}",
+            f"single {c} req/s",
+            f"hello {c} req/s",
+            **throughput,
         )
-    if "single 8c cpu/request" in measurements and "hello 8c cpu/request" in measurements:
-        comparisons.append(
-            comparison(
-                "server CPU per request, single row vs hello-world, 8c",
-                "single 8c cpu/request",
-                median("single 8c cpu/request"),
-                "hello 8c cpu/request",
-                median("hello 8c cpu/request"),
-                target=1 / TARGETS["throughput"],
-                higher_is_better=False,
-                ratio_definition="figure / baseline (the throughput target, as CPU time)",
-            )
-        )
-    comparisons.append(
-        comparison(
-            "rows/s, 64-row batches vs single rows, 8c",
-            "batch64 8c rows/s",
-            median("batch64 8c rows/s"),
-            "single 8c rows/s",
-            median("single 8c rows/s"),
-            target=TARGETS["batch"],
-            higher_is_better=True,
-        )
-    )
-    comparisons.append(
-        comparison(
-            "p95 latency, single row 8c vs 10 % of the latency SLO",
-            "single 8c p95",
-            median("single 8c p95"),
-            "latency SLO p95",
-            slo_ms,
-            target=TARGETS["slo_share"],
+        versus(
+            f"p95 latency, single row vs hello-world, {c}",
+            f"single {c} p95",
+            f"hello {c} p95",
+            target=TARGETS["p95"],
             higher_is_better=False,
         )
+    versus(
+        "server CPU per request, single row vs hello-world, 8c",
+        "single 8c cpu/request",
+        "hello 8c cpu/request",
+        target=1 / TARGETS["throughput"],
+        higher_is_better=False,
+        ratio_definition="figure / baseline (the throughput target, as CPU time)",
     )
-    comparisons.append(
-        comparison(
-            "throughput, fast path vs the FastAPI route alone, 8c",
-            "single 8c req/s",
-            median("single 8c req/s"),
-            "single route-only 8c req/s",
-            median("single route-only 8c req/s"),
-            target=TARGETS["fast_path"],
+    versus(
+        "rows/s, 64-row batches vs single rows, 8c",
+        "batch64 8c rows/s",
+        "single 8c rows/s",
+        target=TARGETS["batch"],
+        higher_is_better=True,
+    )
+    versus(
+        "p95 latency, single row 8c vs 10 % of the latency SLO",
+        "single 8c p95",
+        "latency SLO p95",
+        target=TARGETS["slo_share"],
+        higher_is_better=False,
+    )
+    versus(
+        "throughput, fast path vs the FastAPI route alone, 8c",
+        "single 8c req/s",
+        "single route-only 8c req/s",
+        target=TARGETS["fast_path"],
+        higher_is_better=True,
+    )
+    for c in ("1c", "8c"):
+        versus(
+            f"throughput, single row vs BentoML, {c}",
+            f"single {c} req/s",
+            f"bentoml {c} req/s",
+            target=TARGETS["bentoml"],
             higher_is_better=True,
         )
-    )
-    for connections in ("1c", "8c"):
-        if f"bentoml {connections} req/s" not in measurements:
-            continue
-        comparisons.append(
-            comparison(
-                f"throughput, single row vs BentoML, {connections}",
-                f"single {connections} req/s",
-                median(f"single {connections} req/s"),
-                f"bentoml {connections} req/s",
-                median(f"bentoml {connections} req/s"),
-                target=TARGETS["bentoml"],
-                higher_is_better=True,
-            )
-        )
-        comparisons.append(
-            comparison(
-                f"p95 latency, single row vs BentoML, {connections}",
-                f"single {connections} p95",
-                median(f"single {connections} p95"),
-                f"bentoml {connections} p95",
-                median(f"bentoml {connections} p95"),
-                target=1.0,
-                higher_is_better=False,
-            )
-        )
-    comparisons.append(
-        comparison(
-            "p50 latency, online drift on vs off, 1c",
-            "single 1c p50",
-            median("single 1c p50"),
-            "single no-drift 1c p50",
-            median("single no-drift 1c p50"),
-            target=TARGETS["drift_overhead"],
+        versus(
+            f"p95 latency, single row vs BentoML, {c}",
+            f"single {c} p95",
+            f"bentoml {c} p95",
+            target=1.0,
             higher_is_better=False,
         )
+    drift_overhead = {"target": TARGETS["drift_overhead"], "higher_is_better": False}
+    versus(
+        "p50 latency, online drift on vs off, 1c",
+        "single 1c p50",
+        "single no-drift 1c p50",
+        **drift_overhead,
     )
-    if "single 1c cpu/request" in measurements and "single no-drift 1c cpu/request" in measurements:
-        comparisons.append(
-            comparison(
-                "server CPU per request, online drift on vs off, 1c",
-                "single 1c cpu/request",
-                median("single 1c cpu/request"),
-                "single no-drift 1c cpu/request",
-                median("single no-drift 1c cpu/request"),
-                target=TARGETS["drift_overhead"],
-                higher_is_better=False,
-            )
-        )
+    versus(
+        "server CPU per request, online drift on vs off, 1c",
+        "single 1c cpu/request",
+        "single no-drift 1c cpu/request",
+        **drift_overhead,
+    )
     return measurements, comparisons
 
 
