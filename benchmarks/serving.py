@@ -30,7 +30,10 @@ alike, and the medians of the rounds are compared:
   the fast path pays; reported, target >= 1x);
 * rows per second of 64-row batches vs single rows, at 8 connections (target >= 10x);
 * p50 latency (and server CPU time) of single rows at 1 connection with online drift
-  on vs off (target: at most 5 % more).
+  on vs off (target: at most 5 % more);
+* the Open Inference Protocol route (``POST /v2/models/<name>/infer``, one JSON tensor
+  per feature) vs ``POST /predict``, for one row and for 64-row batches, 8 connections
+  (reported; target >= 0.5x: the v2 route has no fast path in front of FastAPI).
 
 Every wrk run must end without socket errors or non-2xx answers. Needs ``wrk``
 (``bash scripts/system-tools`` installs it). Run: ``python benchmarks/serving.py``.
@@ -78,6 +81,7 @@ TARGETS = {
     "fast_path": 1.0,
     "batch": 10.0,
     "drift_overhead": 1.05,
+    "v2": 0.5,
 }
 HELLO_APP = """\
 from fastapi import FastAPI
@@ -134,6 +138,23 @@ EXAMPLE_ROWS = (
     "FEATURE_NAMES; X, _ = make_dataset(256, seed=3); "
     "print(json.dumps([dict(zip(FEATURE_NAMES, map(float, x))) for x in X]))"
 )
+# The served model's name (the v2 routes' {name}).
+MODEL_NAME_CODE = "from PACKAGE import MODEL_NAME; print(MODEL_NAME)"
+
+
+def v2_body(rows: list[dict[str, float]], inputs: list[dict[str, Any]]) -> str:
+    """An Open Inference Protocol request for ``rows``: one JSON tensor per input of the
+    model's metadata (``inputs``), in its datatype."""
+    tensors = []
+    for spec in inputs:
+        values = [row[spec["name"]] for row in rows]
+        data = [int(v) for v in values] if spec["datatype"] == "INT64" else values
+        tensors.append(
+            {"name": spec["name"], "shape": [len(rows)], "datatype": spec["datatype"], "data": data}
+        )
+    return json.dumps({"inputs": tensors})
+
+
 # Prints one JSON line at the end of a run: counts, errors and latency percentiles (us).
 WRK_REPORT = """
 done = function(summary, latency, requests)
@@ -429,6 +450,11 @@ def main() -> int:
             no_drift, no_drift_pid = start(app, repo, "/ready", ONLINE_DRIFT="0")
             route, route_pid = start("route_only:app", extra_dir, "/ready")
             hello, hello_pid = start("hello_app:app", extra_dir, "/")
+            model_name = repo_python(repo, repo_env, MODEL_NAME_CODE.replace("PACKAGE", package))
+            infer = f"{service}/v2/models/{model_name.strip()}"
+            inputs = json.loads(http_get(infer)[1])["inputs"]
+            for label, batch in (("v2-single", rows[:1]), ("v2-batch", rows[:BATCH_ROWS])):
+                scripts[label] = wrk_script(scratch, label, "POST", v2_body(batch, inputs))
             scenarios: dict[str, Scenario] = {
                 "hello 1c": (hello + "/", scripts["hello"], 1, hello_pid),
                 "single 1c": (service + "/predict", scripts["single"], 1, service_pid),
@@ -437,6 +463,8 @@ def main() -> int:
                 "single 8c": (service + "/predict", scripts["single"], 8, service_pid),
                 "single route-only 8c": (route + "/predict", scripts["single"], 8, route_pid),
                 "batch64 8c": (service + "/predict", scripts["batch"], 8, service_pid),
+                "v2 single 8c": (infer + "/infer", scripts["v2-single"], 8, service_pid),
+                "v2 batch64 8c": (infer + "/infer", scripts["v2-batch"], 8, service_pid),
             }
             if bento_env is not None:
                 bento, _ = servers.enter_context(
@@ -533,7 +561,7 @@ def summarise(
     """Medians per scenario and the comparisons against the targets."""
     measurements: dict[str, Measurement] = {}
     for label, runs in results.items():
-        rows = BATCH_ROWS if label.startswith("batch") else 1
+        rows = BATCH_ROWS if "batch" in label else 1
         measurements[f"{label} req/s"] = Measurement([r.rate for r in runs], "req/s")
         measurements[f"{label} rows/s"] = Measurement([r.rate * rows for r in runs], "rows/s")
         measurements[f"{label} p50"] = Measurement([r.p50_ms for r in runs], "ms")
@@ -616,6 +644,19 @@ def summarise(
             target=1.0,
             higher_is_better=False,
         )
+    v2 = {"target": TARGETS["v2"], "higher_is_better": True}
+    versus(
+        "throughput, v2 infer vs /predict, single row, 8c",
+        "v2 single 8c req/s",
+        "single 8c req/s",
+        **v2,
+    )
+    versus(
+        "rows/s, v2 infer vs /predict, 64-row batches, 8c",
+        "v2 batch64 8c rows/s",
+        "batch64 8c rows/s",
+        **v2,
+    )
     drift_overhead = {"target": TARGETS["drift_overhead"], "higher_is_better": False}
     versus(
         "p50 latency, online drift on vs off, 1c",

@@ -1,6 +1,6 @@
 """Open Inference Protocol (KServe v2) tensors: request inputs in, the model's matrix out.
 
-Pure functions, no HTTP: :mod:`.v2` calls them. A request carries either one tensor per
+No HTTP here (:mod:`.v2` serves it). A request carries either one tensor per
 feature of the schema (``FP32`` for a numeric feature, ``INT64`` for a categorical code,
 shape ``[n]`` or ``[n, 1]``) or the whole matrix as one :data:`MATRIX_INPUT` tensor
 (``FP32 [n, width]``, the input of the Triton backend's graph). Tensor data is JSON (a
@@ -148,58 +148,127 @@ def decode(tensor: Any, binary: memoryview, offset: int) -> tuple[np.ndarray, in
     return values.reshape(tensor.shape), offset
 
 
-def feature_matrix(
-    schema: FeatureSchema, tensors: Sequence[Any], binary: memoryview, max_rows: int
-) -> np.ndarray:
-    """The ``float32`` input matrix ``[n, width]`` of a request's inputs, validated.
+class InputReader:
+    """Turns a request's input tensors into the model's ``float32`` matrix, for one schema.
 
-    Raises:
-        TensorError: a missing, unknown or repeated input, a wrong datatype or shape,
-            batch sizes that differ, more than ``max_rows`` rows, or a value outside its
-            feature's range.
+    Args:
+        schema: the features (the inputs, their datatypes and valid values).
+        max_rows: the most rows one request may hold.
     """
-    names = [tensor.name for tensor in tensors]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise TensorError(f"input {repeated[0]!r} is given more than once")
-    offset = 0
-    if names == [MATRIX_INPUT] and MATRIX_INPUT not in schema.names:
-        (tensor,) = tensors
+
+    def __init__(self, schema: FeatureSchema, max_rows: int) -> None:
+        self.schema = schema
+        self.max_rows = max_rows
+        self.specs = {spec.name: spec for spec in input_specs(schema)}
+        self._minimum = np.array([f.minimum for f in schema.features], dtype=np.float32)
+        self._maximum = np.array([f.maximum for f in schema.features], dtype=np.float32)
+        self._categorical = np.array([f.kind == "categorical" for f in schema.features])
+
+    def matrix(self, tensors: Sequence[Any], binary: memoryview) -> np.ndarray:
+        """The validated input matrix ``[n, width]`` of the request's ``tensors``.
+
+        Raises:
+            TensorError: a missing, unknown or repeated input, a wrong datatype or shape,
+                batch sizes that differ, bytes no input claims, not 1 to ``max_rows``
+                rows, or a value outside its feature's range.
+        """
+        names = [tensor.name for tensor in tensors]
+        if len(set(names)) != len(names):
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            raise TensorError(f"input {repeated[0]!r} is given more than once")
+        by_feature = names != [MATRIX_INPUT] or MATRIX_INPUT in self.specs
+        if by_feature:
+            matrix, offset = self._columns(tensors, binary)
+        else:
+            matrix, offset = self._whole(tensors[0], binary)
+        if offset != len(binary):
+            raise TensorError(f"the body has {len(binary) - offset} bytes no input claims")
+        if not 1 <= len(matrix) <= self.max_rows:
+            raise TensorError(f"a request holds 1 to {self.max_rows} rows, this one {len(matrix)}")
+        self._check_values(matrix, by_feature)
+        return matrix
+
+    def _whole(self, tensor: Any, binary: memoryview) -> tuple[np.ndarray, int]:
+        """The matrix given as one ``features`` tensor, and the binary offset after it."""
         _expect(tensor, "FP32", 2)
-        values, offset = decode(tensor, binary, offset)
-        if values.shape[1] != schema.width:
+        values, offset = decode(tensor, binary, 0)
+        if values.shape[1] != self.schema.width:
             raise TensorError(
-                f"input {MATRIX_INPUT!r}: shape {tensor.shape} must be [n, {schema.width}]"
+                f"input {MATRIX_INPUT!r}: shape {tensor.shape} must be [n, {self.schema.width}]"
             )
-        matrix = np.ascontiguousarray(values, dtype=np.float32)
-    else:
-        specs = {spec.name: spec for spec in input_specs(schema)}
-        unknown = [name for name in names if name not in specs]
+        return np.ascontiguousarray(values, dtype=np.float32), offset
+
+    def _columns(self, tensors: Sequence[Any], binary: memoryview) -> tuple[np.ndarray, int]:
+        """The matrix of one tensor per feature, and the binary offset after them."""
+        specs = self.specs
+        unknown = [tensor.name for tensor in tensors if tensor.name not in specs]
         if unknown:
             raise TensorError(
                 f"unknown input {unknown[0]!r}: the inputs are {', '.join(specs)} "
-                f"(or one {MATRIX_INPUT!r} FP32 [n, {schema.width}] tensor)"
+                f"(or one {MATRIX_INPUT!r} FP32 [n, {self.schema.width}] tensor)"
             )
-        missing = [name for name in specs if name not in names]
-        if missing:
-            raise TensorError(f"missing input {missing[0]!r}")
-        by_name = {}
+        if len(tensors) < len(specs):
+            given = {tensor.name for tensor in tensors}
+            missing = next(name for name in specs if name not in given)
+            raise TensorError(f"missing input {missing!r}")
+        if not binary:
+            matrix = self._json_columns(tensors)
+            if matrix is not None:
+                return matrix, 0
+        offset = 0
+        columns: dict[str, np.ndarray] = {}
         for tensor in tensors:  # in request order: binary data follows that order
             _expect(tensor, specs[tensor.name].datatype, 1)
             values, offset = decode(tensor, binary, offset)
-            by_name[tensor.name] = values.reshape(-1)
-        sizes = {len(values) for values in by_name.values()}
+            columns[tensor.name] = values.reshape(-1)
+        sizes = {len(values) for values in columns.values()}
         if len(sizes) > 1:
             raise TensorError(f"the inputs have different batch sizes: {sorted(sizes)}")
-        matrix = np.empty((sizes.pop(), schema.width), dtype=np.float32)
-        for column, name in enumerate(schema.names):
-            matrix[:, column] = by_name[name]
-    if offset != len(binary):
-        raise TensorError(f"the body has {len(binary) - offset} bytes no input claims")
-    if not 1 <= len(matrix) <= max_rows:
-        raise TensorError(f"a request holds 1 to {max_rows} rows, this one {len(matrix)}")
-    _check_values(schema, matrix, by_feature=names != [MATRIX_INPUT])
-    return matrix
+        matrix = np.empty((sizes.pop(), self.schema.width), dtype=np.float32)
+        for column, name in enumerate(specs):
+            matrix[:, column] = columns[name]
+        return matrix, offset
+
+    def _json_columns(self, tensors: Sequence[Any]) -> np.ndarray | None:
+        """The common request, in one numpy call: every tensor's data a flat JSON list of
+        numbers of one length ``n``, its shape ``[n]`` or ``[n, 1]``, its datatype the
+        model's. ``None`` for anything else: :meth:`_columns` then finds what is wrong."""
+        by_name = {tensor.name: tensor for tensor in tensors}
+        data = []
+        for name, spec in self.specs.items():
+            tensor = by_name[name]
+            values = tensor.data
+            if (
+                tensor.datatype != spec.datatype
+                or tensor.parameters
+                or type(values) is not list
+                or not values
+                or tensor.shape not in ([len(values)], [len(values), 1])
+            ):
+                return None
+            data.append(values)
+        try:
+            matrix = np.array(data, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            return None  # ragged, nested, strings
+        if matrix.ndim != 2 or any(type(v) is bool for values in data for v in values):
+            return None
+        return np.ascontiguousarray(matrix.T, dtype=np.float32)
+
+    def _check_values(self, matrix: np.ndarray, by_feature: bool) -> None:
+        """Refuse a value that is not finite, out of range, or not a categorical code (one
+        vectorised pass; the message names the first bad value's input and row)."""
+        bad = ~np.isfinite(matrix) | (matrix < self._minimum) | (matrix > self._maximum)
+        bad |= self._categorical & (matrix != np.round(matrix))
+        if not bad.any():
+            return
+        row, column = (int(index[0]) for index in np.nonzero(bad))
+        feature = self.schema.features[column]
+        where = f"input {feature.name!r}"
+        if not by_feature:
+            where = f"input {MATRIX_INPUT!r} column {feature.name!r}"
+        problem = feature.problem(float(matrix[row, column])) or "invalid value"
+        raise TensorError(f"{where}, row {row}: {problem}")
 
 
 def _expect(tensor: Any, datatype: str, dims: int) -> None:
@@ -213,24 +282,6 @@ def _expect(tensor: Any, datatype: str, dims: int) -> None:
     if not (len(shape) == dims or (dims == 1 and len(shape) == 2 and shape[1] == 1)):
         wanted = "[n, width]" if dims == 2 else "[n] or [n, 1]"
         raise TensorError(f"input {tensor.name!r}: shape {shape} must be {wanted}")
-
-
-def _check_values(schema: FeatureSchema, matrix: np.ndarray, by_feature: bool) -> None:
-    """Refuse a value that is not finite, out of range, or not a categorical code."""
-    for column, feature in enumerate(schema.features):
-        values = matrix[:, column]
-        bad = ~np.isfinite(values) | (values < feature.minimum) | (values > feature.maximum)
-        if feature.kind == "categorical":
-            bad |= values != np.round(values)
-        if bad.any():
-            row = int(np.argmax(bad))
-            where = (
-                f"input {feature.name!r}"
-                if by_feature
-                else f"input {MATRIX_INPUT!r} column {feature.name!r}"
-            )
-            problem = feature.problem(float(values[row])) or "invalid value"
-            raise TensorError(f"{where}, row {row}: {problem}")
 
 
 def encode_outputs(
