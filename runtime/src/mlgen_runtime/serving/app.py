@@ -34,6 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from mlgen_runtime.schema import FeatureSchema
 from mlgen_runtime.serving.experiment import CONTROL, TREATMENT, Experiment
 from mlgen_runtime.serving.fast_path import VARIANT_KEY, ServingMiddleware
+from mlgen_runtime.serving.faults import Faults
 from mlgen_runtime.serving.metrics import ServingMetrics
 from mlgen_runtime.serving.model import ModelFile, ServedModel, logger
 from mlgen_runtime.serving.models import (
@@ -107,6 +108,7 @@ def create_app(
     drift_min_rows: int = MIN_ROWS,
     latency_slo_seconds: float | None = None,
     fast_path: bool = True,
+    faults: Faults | None = None,
 ) -> FastAPI:
     """Build the service; its models are loaded when the app starts (its lifespan).
 
@@ -128,6 +130,8 @@ def create_app(
         latency_slo_seconds: the p95 latency objective, a bound of the latency histogram.
         fast_path: answer valid predictions in front of FastAPI (see :mod:`.fast_path`);
             off, the route answers every request (same answers, slower).
+        faults: TEST-ONLY injected latency and errors (:mod:`.faults`); ``None``, the
+            default, injects nothing.
 
     Raises:
         ValueError: a limit is not positive.
@@ -291,7 +295,10 @@ def create_app(
         request_model=PredictRequest,
         endpoints={route.path for route in app.routes if hasattr(route, "path")} | v2_paths,
         fast_path=fast_path,
+        faults=faults,
     )
+    if faults is not None:
+        logger.warning("%s TEST-ONLY fault injection ON: %s", title, faults)
     return app
 
 
