@@ -1,6 +1,9 @@
 """Helpers for specific model servers, one module per server (standard library only unless
 a module says otherwise).
 
+* :mod:`mlgen_runtime.backends.torchserve`: start TorchServe, wait until the model has a
+  READY worker, answer the kubelet's probes, stop the whole process group (also the
+  container's main process, ``python -m mlgen_runtime.backends.torchserve``);
 * :mod:`mlgen_runtime.backends.triton_local`: LOCAL ONLY, run the tritonserver of the
   ``nvidia-pytriton`` wheel on loopback for smoke tests and serving tests;
 * :mod:`mlgen_runtime.backends.triton_config`: ``config.pbtxt`` validated with Triton's
