@@ -4,6 +4,8 @@ a module says otherwise).
 * :mod:`mlgen_runtime.backends.torchserve`: start TorchServe, wait until the model has a
   READY worker, answer the kubelet's probes, stop the whole process group (also the
   container's main process, ``python -m mlgen_runtime.backends.torchserve``);
+* :mod:`mlgen_runtime.backends.kserve`: KServe's model server for a repository's schema
+  and exported model (v1 and v2 protocols, REST and gRPC; needs ``kserve``);
 * :mod:`mlgen_runtime.backends.triton_local`: LOCAL ONLY, run the tritonserver of the
   ``nvidia-pytriton`` wheel on loopback for smoke tests and serving tests;
 * :mod:`mlgen_runtime.backends.triton_config`: ``config.pbtxt`` validated with Triton's
