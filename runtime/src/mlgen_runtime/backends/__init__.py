@@ -6,6 +6,11 @@ a module says otherwise).
   container's main process, ``python -m mlgen_runtime.backends.torchserve``);
 * :mod:`mlgen_runtime.backends.kserve`: KServe's model server for a repository's schema
   and exported model (v1 and v2 protocols, REST and gRPC; needs ``kserve``);
+* :mod:`mlgen_runtime.backends.tfserving_config`: TF Serving's ``models.config``,
+  ``monitoring.config`` and ``batching.config`` read with its own schemas and checked
+  (needs ``tensorflow-serving-api``);
+* :mod:`mlgen_runtime.backends.tfserving_local`: LOCAL ONLY, run a
+  ``tensorflow_model_server`` binary on loopback where one is installed;
 * :mod:`mlgen_runtime.backends.triton_local`: LOCAL ONLY, run the tritonserver of the
   ``nvidia-pytriton`` wheel on loopback for smoke tests and serving tests;
 * :mod:`mlgen_runtime.backends.triton_config`: ``config.pbtxt`` validated with Triton's
