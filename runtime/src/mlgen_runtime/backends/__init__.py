@@ -11,6 +11,9 @@ a module says otherwise).
   (needs ``tensorflow-serving-api``);
 * :mod:`mlgen_runtime.backends.tfserving_local`: LOCAL ONLY, run a
   ``tensorflow_model_server`` binary on loopback where one is installed;
+* :mod:`mlgen_runtime.backends.torchserve_handler`: TorchServe's handler of a TorchScript
+  model with its feature schema (needs torch and ``ts``), on
+  :mod:`~mlgen_runtime.backends.torchserve_requests` (request parsing, standard library);
 * :mod:`mlgen_runtime.backends.triton_local`: LOCAL ONLY, run the tritonserver of the
   ``nvidia-pytriton`` wheel on loopback for smoke tests and serving tests;
 * :mod:`mlgen_runtime.backends.triton_config`: ``config.pbtxt`` validated with Triton's
