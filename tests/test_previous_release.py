@@ -111,16 +111,6 @@ def test_the_local_edit_to_the_model_code_is_kept(
     assert "<<<<<<<" not in (repo / MODEL_FILE).read_text()
 
 
-# A repository from before the generation record (.mlgen/generated.json.gz) is merged
-# against a re-render of its old template with today's plugins, whose backend data moved
-# (the serving dependencies now come with mlgen-runtime): the untouched pyproject.toml
-# then conflicts. Strict: these fail loudly once such repositories upgrade cleanly.
-PRE_RECORD_BASE = pytest.mark.xfail(
-    strict=True, reason="pre-record repositories: pyproject.toml conflicts (issue 11 note)"
-)
-
-
-@PRE_RECORD_BASE
 def test_nothing_conflicts(upgraded: tuple[Path, list[tuple[str, str]]]) -> None:
     _, changes = upgraded
     assert [path for action, path in changes if action == "conflict"] == []
@@ -135,7 +125,6 @@ def test_the_repository_now_pins_the_runtime(
     assert "mlgen-runtime" in (repo / "pyproject.toml").read_text()
 
 
-@PRE_RECORD_BASE
 def test_the_upgraded_suite_passes(upgraded: tuple[Path, list[tuple[str, str]]]) -> None:
     repo, _ = upgraded
     environment = shared_environment(repo)
