@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from serving_support import SCHEMA, expected, model_file, rows, write_model
 
+from mlgen_runtime.inference_client import ClientError, InferenceClient
 from mlgen_runtime.process import HOST, free_port, running
 from mlgen_runtime.serving import Experiment, create_app, file_version
 from mlgen_runtime.serving.v2_tensors import MATRIX_INPUT
@@ -238,3 +239,35 @@ def test_tritonclient_against_the_real_server(server: str, count: int, binary_da
     assert result.get_response()["id"] == "r1"
     default = client.infer(NAME, inputs)  # no outputs named: all of them, as binary
     np.testing.assert_array_equal(default.as_numpy("probabilities"), probabilities)
+
+
+def test_the_runtime_client_against_the_real_server(server: str) -> None:
+    client = InferenceClient(f"http://{server}", NAME, max_batch_size=40)
+    assert client.live() and client.wait_ready(timeout=10) >= 0
+    batch = valid_rows(100)  # above max_batch_size: sent as three requests
+    result = client.infer_rows(batch, SCHEMA, request_id="abc")
+    assert float(np.max(np.abs(result.probabilities - expected(batch)))) < 1e-5
+    assert result.labels is not None and result.labels.tolist() == [
+        int(p >= 0.5) for p in result.probabilities
+    ]
+    assert result.request_id == "abc" and result.parameters["variant"] == "control"
+    with pytest.raises(ClientError, match="input 'tenure_months', row 0") as refused:
+        bad = SCHEMA.to_matrix(batch[:1])
+        bad[0, 0] = 500.0  # the server's check, not the schema's (infer_rows checks first)
+        client.infer_matrix(bad, names=SCHEMA.names)
+    assert refused.value.status == 400
+    with pytest.raises(ClientError, match="no metadata"):
+        InferenceClient(f"http://{server}", "other").infer_rows(batch, SCHEMA)
+
+
+def test_the_runtime_client_sends_a_matrix_to_a_one_input_model(server: str) -> None:
+    """Triton's and KServe's ONNX graph takes one ``features [n, width]`` tensor: the client
+    sends that form when the metadata says so (this server accepts both forms)."""
+    client = InferenceClient(f"http://{server}", NAME)
+    client._metadata = {
+        "inputs": [{"name": MATRIX_INPUT, "datatype": "FP32", "shape": [-1, SCHEMA.width]}]
+    }
+    batch = valid_rows(8)
+    assert client._inputs(SCHEMA.to_matrix(batch), None)[0]["shape"] == [8, SCHEMA.width]
+    result = client.infer_matrix(SCHEMA.to_matrix(batch))
+    assert float(np.max(np.abs(result.probabilities - expected(batch)))) < 1e-5
