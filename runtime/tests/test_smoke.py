@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from serving_support import SCHEMA, expected, write_model
 
+import mlgen_runtime
 from mlgen_runtime import smoke
 from mlgen_runtime.process import free_port
 from mlgen_runtime.training import TrainingError
@@ -36,8 +37,9 @@ def app_root(tmp_path: Path) -> Path:
 
 
 def serve(app_root: Path, model: Path, timeout: float = 60) -> AbstractContextManager[str]:
-    tests = str(Path(__file__).parent)  # serving_support
-    env = {"MODEL_PATH": str(model), "PYTHONPATH": os.pathsep.join([str(app_root), tests])}
+    # toy_app, serving_support and mlgen_runtime itself (which may run from its source tree)
+    path = [app_root, Path(__file__).parent, Path(mlgen_runtime.__file__).parents[1]]
+    env = {"MODEL_PATH": str(model), "PYTHONPATH": os.pathsep.join(map(str, path))}
     return smoke.uvicorn_server("toy_app:app", env=env, timeout=timeout)
 
 
