@@ -135,14 +135,22 @@ def test_plugin_version_with_new_dependency_bound_and_port_arrives(
     assert "pass  container-probes" in result.stdout
 
 
-def test_a_repo_from_before_the_record_falls_back_to_the_re_render_and_gains_one(
-    tmp_path: Path, versioned_template: Path
+@pytest.mark.parametrize("clone", ["full", "shallow"])
+def test_a_repo_from_before_the_record_falls_back_and_gains_one(
+    tmp_path: Path, versioned_template: Path, clone: str
 ) -> None:
     repo = generate(tmp_path / "repo", versioned_template, {}, defaults=True, vcs_ref="v1")
     (repo / RECORD_FILE).unlink()
     init_repo(repo)
+    if clone == "shallow":  # no history to tell the generation commit: the re-render alone
+        shallow = tmp_path / "shallow"
+        subprocess.run(
+            ["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(shallow)], check=True
+        )
+        repo = shallow
     [outcome] = update_fleet([repo], UpdateOptions(vcs_ref="v2"))
-    assert outcome.result == "updated" and outcome.base == "re-render", outcome.detail
+    expected_base = "history" if clone == "full" else "re-render"
+    assert outcome.result == "updated" and outcome.base == expected_base, outcome.detail
     assert ("updated", "README.md") in outcome.changes
     assert ("recorded", RECORD_FILE) in outcome.changes
     assert outcome.count("merged") == 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
+import tarfile
 from pathlib import Path
 
 from mlgen.errors import MlgenError
@@ -44,3 +46,68 @@ def show_file(repo: Path, ref: str, path: str) -> str | None:
     """The text of ``path`` at ``ref`` in the git repository ``repo``, or ``None``."""
     result = _git(repo, "show", f"{ref}:{path}")
     return result.stdout if result.returncode == 0 else None
+
+
+def _added_paths(repo: Path, commit: str) -> set[str]:
+    """The files below ``repo`` that ``commit`` added, relative to ``repo``.
+
+    Renames are detected over the whole repository (``-M``, no path filter), so a file
+    moved in from elsewhere, such as a generated repository moved into another folder,
+    is not counted as added.
+    """
+    diff_tree = ["diff-tree", "-r", "-z", "-M", "--root", "--name-status", "--no-commit-id"]
+    listing = subprocess.run(["git", "-C", str(repo), *diff_tree, commit], capture_output=True)
+    prefix = _git(repo, "rev-parse", "--show-prefix").stdout.strip()
+    fields = [field.decode() for field in listing.stdout.split(b"\0") if field]
+    added: set[str] = set()
+    index = 0
+    while index < len(fields):
+        status = fields[index]
+        width = 3 if status[:1] in ("R", "C") else 2
+        if status == "A" and fields[index + 1].startswith(prefix):
+            added.add(fields[index + 1][len(prefix) :])
+        index += width
+    return added
+
+
+def generation_commit(repo: Path, answers_file: str) -> str | None:
+    """The commit that generated ``repo``, when its git history shows one.
+
+    That is the newest commit touching ``answers_file``, provided it *added* the file (a
+    later commit that changed it is an update, whose files may hold merged local edits; a
+    merge or a move did not generate anything), and its parents are known (in a shallow
+    clone the boundary commit looks like a root commit that added everything).
+    """
+    last = _git(repo, "log", "-1", "--format=%H %P", "--", answers_file)
+    fields = last.stdout.split()
+    if last.returncode != 0 or not fields or answers_file not in _added_paths(repo, fields[0]):
+        return None
+    if len(fields) == 1:
+        shallow = _git(repo, "rev-parse", "--is-shallow-repository")
+        return fields[0] if shallow.stdout.strip() == "false" else None
+    return fields[0]
+
+
+def files_added_in(repo: Path, commit: str) -> dict[str, bytes]:
+    """The files below ``repo`` that ``commit`` added, as a checkout would write them.
+
+    Paths are relative to ``repo``; bodies pass through the repository's checkout filters
+    (line endings, ``.gitattributes``), so an untouched file equals its working copy.
+    """
+    paths = _added_paths(repo, commit)
+    # git archive writes files as a checkout would (``cat-file --batch --filters`` cannot
+    # be used: git 2.39 loses the paths it needs); in a subfolder it archives that folder.
+    # What it leaves out (``export-ignore``) keeps the re-rendered base.
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", "--format=tar", commit],
+        capture_output=True,
+        check=True,
+    ).stdout
+    files: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar:
+            if member.isfile() and member.name in paths:
+                body = tar.extractfile(member)
+                if body is not None:
+                    files[member.name] = body.read()
+    return files

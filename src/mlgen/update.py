@@ -8,7 +8,9 @@ Three trees meet for every file:
   copier or Jinja have moved (the hole a plain ``copier update`` has). A repository
   generated before the record existed falls back to re-rendering the template version
   in ``.copier-answers.yml`` (``_commit``), with the plugin file bodies that older
-  ``.mlgen/plugins.json`` files kept.
+  ``.mlgen/plugins.json`` files kept; where git history shows the commit that generated
+  it, the files as that commit holds them replace the re-rendered ones
+  (:func:`pristine_generation`).
 * **new**: the target template version rendered with the installed plugins and the
   recorded answers plus any ``--data`` changes.
 * **current**: the working tree.
@@ -42,7 +44,13 @@ from packaging.version import InvalidVersion, Version
 
 from mlgen.errors import MlgenError
 from mlgen.generate import check_answers
-from mlgen.gitrepo import is_git_repository, require_clean_tree, show_file
+from mlgen.gitrepo import (
+    files_added_in,
+    generation_commit,
+    is_git_repository,
+    require_clean_tree,
+    show_file,
+)
 from mlgen.journal import Journal
 from mlgen.merge import is_text, merge_three_way, unified_diff
 from mlgen.python_format import formatted_sides
@@ -78,6 +86,9 @@ COUNTED: tuple[Action, ...] = (
 = both sides changed it, ``kept-edited`` = upstream dropped it but the user edited it,
 ``kept-deleted`` = the user deleted it and upstream changed it. Records are not counted."""
 ConflictMode = Literal["inline", "rej"]
+BaseSource = Literal["record", "history", "re-render"]
+"""Where an update's base came from: the generation record; for a repository from before
+the record, the re-render with the files of its generation commit; or the re-render alone."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +113,7 @@ class UpdatePlan:
     changes: list[FileChange] = field(default_factory=list)
     migrations: list[dict[str, Any]] = field(default_factory=list)
     template: str = ""
-    base_source: Literal["record", "re-render"] = "record"
+    base_source: BaseSource = "record"
     plugins_from: dict[str, str] = field(default_factory=dict)
     plugins_to: dict[str, str] = field(default_factory=dict)
     runtime_from: str = "-"
@@ -266,12 +277,13 @@ def _migrations(
 
 def last_generation(
     repo: Path, source: str, answers: Mapping[str, Any], commit: str
-) -> tuple[Tree, Literal["record", "re-render"]]:
+) -> tuple[Tree, BaseSource]:
     """The tree ``repo`` was last generated as: the three-way base of its update.
 
     From the generation record when the repository has one; else (generated before the
     record existed) the template version ``commit`` re-rendered with ``answers``, with the
-    plugin file bodies an older ``.mlgen/plugins.json`` kept.
+    plugin file bodies an older ``.mlgen/plugins.json`` kept, and each file its pristine
+    generation commit holds taken from there (:func:`pristine_generation`).
     """
     recorded = read_record(repo)
     if recorded is not None:
@@ -280,7 +292,34 @@ def last_generation(
         render_template(source, Path(scratch), answers, vcs_ref=commit or None)
         old_render = read_tree(Path(scratch))
     manifest = repo / MANIFEST_FILE
-    return base_tree(old_render, manifest.read_bytes() if manifest.is_file() else None), "re-render"
+    raw_manifest = manifest.read_bytes() if manifest.is_file() else None
+    base = base_tree(old_render, raw_manifest)
+    generated = pristine_generation(repo, _plugin_files(_manifest(raw_manifest)))
+    if generated is None:
+        return base, "re-render"
+    return {path: generated.get(path, content) for path, content in base.items()}, "history"
+
+
+def pristine_generation(repo: Path, plugin_bodies: Mapping[str, bytes | None]) -> Tree | None:
+    """The files as the commit that generated ``repo`` holds them, if that commit is pristine.
+
+    The re-render of the old template uses today's plugins: once their backend data has
+    moved (dependencies, ports, probes), its template files differ from what was really
+    generated, and a file the user never touched would conflict. The generation commit
+    (:func:`mlgen.gitrepo.generation_commit`) holds what was generated, unless the user
+    edited before committing it. That is checked where it can be: every plugin file whose
+    pristine body ``.mlgen/plugins.json`` kept must be committed exactly so (the model code
+    is among them); otherwise the commit is not used. Files that existed before that commit
+    are the user's, not generated, and are left out.
+    """
+    commit = generation_commit(repo, ANSWERS_FILE)
+    if commit is None:
+        return None
+    generated = files_added_in(repo, commit)
+    for path, body in plugin_bodies.items():
+        if body is not None and generated.get(path) != body:
+            return None
+    return generated
 
 
 def plan_update(

@@ -7,6 +7,7 @@
 * ``GET /health``: liveness (200 while the process runs);
 * ``GET /ready``: readiness (200 once every configured model is loaded, else 503);
 * ``GET /metrics``: Prometheus metrics (:mod:`.metrics`, :mod:`.online_drift`);
+* ``/v2/...``: the Open Inference Protocol (KServe v2 REST), :mod:`.v2`;
 * ``GET /openapi.json`` and ``/docs``: the schema of the routes above.
 
 The service starts even when a model is missing or unreadable: it logs one line,
@@ -54,6 +55,7 @@ from mlgen_runtime.serving.online_drift import (
     ProfileError,
 )
 from mlgen_runtime.serving.predictor import Predictor
+from mlgen_runtime.serving.v2 import add_v2_routes
 
 DEFAULT_MAX_BATCH_SIZE = 256
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -275,13 +277,23 @@ def create_app(
         """Prometheus metrics of this app."""
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    v2_paths = add_v2_routes(
+        app,
+        name=title,
+        schema=schema,
+        models=models,
+        predictor=predictor,
+        decision_threshold=decision_threshold,
+        max_batch_size=max_batch_size,
+        server_version=version,
+    )
     app.add_middleware(
         ServingMiddleware,
         metrics=metrics,
         max_body_bytes=max_body_bytes,
         predictor=predictor,
         request_model=PredictRequest,
-        endpoints={route.path for route in app.routes if hasattr(route, "path")},
+        endpoints={route.path for route in app.routes if hasattr(route, "path")} | v2_paths,
         fast_path=fast_path,
         faults=faults,
     )
