@@ -242,6 +242,8 @@ def test_production_is_a_rollout_judged_on_the_answers(
     production = _by_kind(build_overlays(repo)["production"])
     rollout, analysis = production["Rollout"], production["AnalysisTemplate"]
     assert rollout["spec"]["workloadRef"]["name"] == production["Deployment"]["metadata"]["name"]
+    assert rollout["spec"]["strategy"]["canary"]["canaryMetadata"]["labels"] == {"track": "canary"}
+    assert "track" not in rollout["spec"]["selector"]["matchLabels"]  # the Rollout labels it
     steps = rollout["spec"]["strategy"]["canary"]["steps"]
     assert steps[0] == {"setWeight": weight}
     assert steps[1]["analysis"]["templates"] == [{"templateName": "demo-model-slo"}]
@@ -553,7 +555,7 @@ tests:
             exp_annotations:
               summary: "demo-model: the canary's error rate is above the 0.001 objective"
               description: "10% of the canary's requests failed over 5m: stop the rollout \\
-                (delete Deployment demo-model-canary)."
+                (kubectl argo rollouts abort demo-model)."
 """
 THROUGHPUT_ALERT_TEST = """
 rule_files: [prometheus-rules.yaml]
