@@ -285,6 +285,23 @@ def test_the_prometheus_rule_carries_the_plain_rules(rendered: Callable[[str], P
     assert "rollouts-pod-template-hash" in monitor["podTargetLabels"]
 
 
+@pytest.mark.parametrize("backend", installed_backends())
+def test_the_test_only_fault_switch_is_never_set_for_a_deployment(
+    rendered: Callable[[str], Path], backend: str
+) -> None:
+    # mlgen_runtime.serving.faults reads MLGEN_TEST_FAULTS at start-up only; nothing the
+    # repository deploys (image, manifests, workflows) may set it
+    repo = rendered(backend)
+    deployed = [repo / "Dockerfile", *(repo / "deploy").rglob("*"), *(repo / ".github").rglob("*")]
+    assert not [
+        path
+        for path in deployed
+        if path.is_file() and "MLGEN_TEST_FAULTS" in path.read_text(encoding="utf-8")
+    ]
+    for objects in build_overlays(repo).values():
+        assert "MLGEN_TEST_FAULTS" not in json.dumps(objects)
+
+
 def test_kustomize_delivery_keeps_the_canary_deployment(
     template_root: Path, tmp_path: Path
 ) -> None:
