@@ -242,6 +242,8 @@ def test_production_is_a_rollout_judged_on_the_answers(
     production = _by_kind(build_overlays(repo)["production"])
     rollout, analysis = production["Rollout"], production["AnalysisTemplate"]
     assert rollout["spec"]["workloadRef"]["name"] == production["Deployment"]["metadata"]["name"]
+    assert rollout["spec"]["strategy"]["canary"]["canaryMetadata"]["labels"] == {"track": "canary"}
+    assert "track" not in rollout["spec"]["selector"]["matchLabels"]  # the Rollout labels it
     steps = rollout["spec"]["strategy"]["canary"]["steps"]
     assert steps[0] == {"setWeight": weight}
     assert steps[1]["analysis"]["templates"] == [{"templateName": "demo-model-slo"}]
@@ -281,6 +283,23 @@ def test_the_prometheus_rule_carries_the_plain_rules(rendered: Callable[[str], P
     ]
     assert selected == ["demo-model"]  # each pod scraped once, not again per Rollout Service
     assert "rollouts-pod-template-hash" in monitor["podTargetLabels"]
+
+
+@pytest.mark.parametrize("backend", installed_backends())
+def test_the_test_only_fault_switch_is_never_set_for_a_deployment(
+    rendered: Callable[[str], Path], backend: str
+) -> None:
+    # mlgen_runtime.serving.faults reads MLGEN_TEST_FAULTS at start-up only; nothing the
+    # repository deploys (image, manifests, workflows) may set it
+    repo = rendered(backend)
+    deployed = [repo / "Dockerfile", *(repo / "deploy").rglob("*"), *(repo / ".github").rglob("*")]
+    assert not [
+        path
+        for path in deployed
+        if path.is_file() and "MLGEN_TEST_FAULTS" in path.read_text(encoding="utf-8")
+    ]
+    for objects in build_overlays(repo).values():
+        assert "MLGEN_TEST_FAULTS" not in json.dumps(objects)
 
 
 def test_kustomize_delivery_keeps_the_canary_deployment(
@@ -553,7 +572,7 @@ tests:
             exp_annotations:
               summary: "demo-model: the canary's error rate is above the 0.001 objective"
               description: "10% of the canary's requests failed over 5m: stop the rollout \\
-                (delete Deployment demo-model-canary)."
+                (kubectl argo rollouts abort demo-model)."
 """
 THROUGHPUT_ALERT_TEST = """
 rule_files: [prometheus-rules.yaml]

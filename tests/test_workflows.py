@@ -10,6 +10,7 @@ checkov takes 5-10 s a run, so its tests are in the slow tier.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -29,7 +30,11 @@ from tests.rendering import installed_backends, render
 
 FAST_CHECKS = ("actionlint", "actions-pinned", "workflow-permissions")
 CHECKOV = "checkov-github-actions"
-WORKFLOWS = ("ci.yml", "drift-check.yml", "promote.yml", "retrain.yml", "template-update.yml")
+WORKFLOWS = ("ci.yml", "drift-check.yml", "retrain.yml", "template-update.yml")
+"""With delivery argo-rollouts (the default): the Rollout promotes in-cluster."""
+KUSTOMIZE_WORKFLOWS = tuple(sorted((*WORKFLOWS, "promote.yml")))
+"""With delivery kustomize: promote.yml judges the canary Deployment."""
+DELIVERIES = {"argo-rollouts": WORKFLOWS, "kustomize": KUSTOMIZE_WORKFLOWS}
 CHECKOUT = "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1"
 GATE_TESTS = "tests/test_canary_gate.py"
 
@@ -110,23 +115,31 @@ def with_top_permissions(permissions: str) -> str:
 
 # ------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
-def rendered(
-    tmp_path_factory: pytest.TempPathFactory, template_root: Path
-) -> Callable[[str], Path]:
-    """The repository generated with default answers for a backend (rendered once)."""
-    repos: dict[str, Path] = {}
+def rendered(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Callable[..., Path]:
+    """The repository generated with default answers for a backend and a delivery
+    (rendered once)."""
+    repos: dict[tuple[str, str], Path] = {}
 
-    def get(backend: str) -> Path:
-        if backend not in repos:
-            target = tmp_path_factory.mktemp("workflows") / backend
-            repos[backend] = render(template_root, target, serving_backend=backend)
-        return repos[backend]
+    def get(backend: str, delivery: str = "argo-rollouts") -> Path:
+        if (backend, delivery) not in repos:
+            target = tmp_path_factory.mktemp("workflows") / f"{backend}-{delivery}"
+            repos[backend, delivery] = render(
+                template_root, target, serving_backend=backend, delivery=delivery
+            )
+        return repos[backend, delivery]
 
     return get
 
 
+def _backends_and_deliveries() -> list[Any]:
+    """Every backend with the default delivery, and the first one with kustomize."""
+    cases = [pytest.param(backend, "argo-rollouts", id=backend) for backend in installed_backends()]
+    first = installed_backends()[0]
+    return [*cases, pytest.param(first, "kustomize", id=f"{first}-kustomize")]
+
+
 @pytest.fixture
-def with_workflow(rendered: Callable[[str], Path], tmp_path: Path) -> Callable[[str], Path]:
+def with_workflow(rendered: Callable[..., Path], tmp_path: Path) -> Callable[[str], Path]:
     """A copy of the first backend's repository with one more workflow, ``extra.yml``."""
 
     def make(text: str) -> Path:
@@ -138,23 +151,25 @@ def with_workflow(rendered: Callable[[str], Path], tmp_path: Path) -> Callable[[
 
 
 # ------------------------------------------------------------------ everything passes
-@pytest.mark.parametrize("backend", installed_backends())
+@pytest.mark.parametrize(("backend", "delivery"), _backends_and_deliveries())
 def test_workflows_pass_actionlint_pinning_and_permissions(
-    rendered: Callable[[str], Path], backend: str
+    rendered: Callable[..., Path], backend: str, delivery: str
 ) -> None:
-    repo = rendered(backend)
-    assert sorted(p.name for p in (repo / ".github" / "workflows").iterdir()) == list(WORKFLOWS)
+    repo = rendered(backend, delivery)
+    workflows = sorted(p.name for p in (repo / ".github" / "workflows").iterdir())
+    assert workflows == list(DELIVERIES[delivery])
     results = run(repo, *FAST_CHECKS)
     assert failures(results) == {}
     assert "shellchecked" in results["actionlint"].detail
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", installed_backends())
-def test_workflows_pass_checkov(rendered: Callable[[str], Path], backend: str) -> None:
-    result = run(rendered(backend), CHECKOV)[CHECKOV]
+@pytest.mark.parametrize(("backend", "delivery"), _backends_and_deliveries())
+def test_workflows_pass_checkov(rendered: Callable[..., Path], backend: str, delivery: str) -> None:
+    result = run(rendered(backend, delivery), CHECKOV)[CHECKOV]
     assert result.ok, result.detail
-    assert result.detail.startswith(f"{len(WORKFLOWS)} workflows:")  # every file scanned
+    # every file scanned
+    assert result.detail.startswith(f"{len(DELIVERIES[delivery])} workflows:")
     assert " 0 failed" in result.detail
     # the only checks waved through are the justified in-file CKV_GHA_7 skips
     assert "skipped in-file (CKV_GHA_7)" in result.detail
@@ -276,7 +291,7 @@ def test_a_workflow_checkov_cannot_read_fails_checkov(
 
 
 def test_missing_tools_fail_with_the_install_hint(
-    rendered: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    rendered: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # no actionlint beside this Python nor on PATH
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
@@ -286,11 +301,12 @@ def test_missing_tools_fail_with_the_install_hint(
 
 
 # ------------------------------------------------------------------ what the workflows do
+@pytest.mark.parametrize("delivery", list(DELIVERIES))
 def test_every_workflow_is_least_privilege_bounded_and_serialised(
-    rendered: Callable[[str], Path],
+    rendered: Callable[..., Path], delivery: str
 ) -> None:
-    repo = rendered(installed_backends()[0])
-    for name in WORKFLOWS:
+    repo = rendered(installed_backends()[0], delivery)
+    for name in DELIVERIES[delivery]:
         workflow = load(repo, name)
         assert workflow["permissions"] == {"contents": "read"}, name
         assert workflow["concurrency"]["group"], name
@@ -299,9 +315,11 @@ def test_every_workflow_is_least_privilege_bounded_and_serialised(
         for job_name, step in steps(workflow):
             # untrusted data and secrets reach scripts through env:, never interpolated
             assert "${{" not in step.get("run", ""), f"{name}: {job_name}: {step.get('name')}"
+            # no job waits through the canary's observation window
+            assert not re.search(r"\bsleep\b", step.get("run", "")), f"{name}: {job_name}"
 
 
-def test_retrain_triggers_and_delivery_chain(rendered: Callable[[str], Path]) -> None:
+def test_retrain_triggers_and_delivery_chain(rendered: Callable[..., Path]) -> None:
     repo = rendered(installed_backends()[0])
     retrain = load(repo, "retrain.yml")
     on = triggers(retrain)
@@ -309,7 +327,7 @@ def test_retrain_triggers_and_delivery_chain(rendered: Callable[[str], Path]) ->
     assert "reason" in on["workflow_dispatch"]["inputs"]
     assert sorted(on["repository_dispatch"]["types"]) == ["drift-detected", "performance-degraded"]
     jobs = retrain["jobs"]
-    assert list(jobs) == ["train", "build", "deploy-staging", "deploy-canary"]
+    assert list(jobs) == ["train", "build", "deploy-staging", "release"]
     assert jobs["build"]["if"] == "needs.train.outputs.champion == 'true'"
     assert jobs["build"]["permissions"] == {
         "contents": "read",
@@ -318,19 +336,40 @@ def test_retrain_triggers_and_delivery_chain(rendered: Callable[[str], Path]) ->
     }
     assert jobs["deploy-staging"]["needs"] == "build"
     assert jobs["deploy-staging"]["environment"]["name"] == "staging"
-    assert "deploy-staging" in jobs["deploy-canary"]["needs"]
-    assert jobs["deploy-canary"]["environment"]["name"] == "canary"
+    assert "deploy-staging" in jobs["release"]["needs"]
+    assert jobs["release"]["environment"]["name"] == "production"
+    # the image by digest for the Rollout, applied; the controller does the rest
+    release = jobs["release"]["steps"][-1]["run"]
+    assert 'pin production "${MODEL_NAME}" "${IMAGE}"' in release
+    assert "kubectl apply" in release and "rollout status" not in release
     train_env = next(s for _, s in steps(retrain) if s.get("name", "").startswith("Train,"))["env"]
     assert train_env["MLFLOW_TRACKING_URI"] == "${{ secrets.MLFLOW_TRACKING_URI }}"
 
-    # the promote workflow follows Retrain runs by name; drift dispatches retrain.yml
-    promote = load(repo, "promote.yml")
-    assert triggers(promote)["workflow_run"]["workflows"] == [retrain["name"]]
     drift = load(repo, "drift-check.yml")
     assert "schedule" in triggers(drift) and "workflow_dispatch" in triggers(drift)
     dispatch = drift["jobs"]["dispatch-retraining"]
     assert dispatch["permissions"] == {"actions": "write"}
     assert "gh workflow run retrain.yml" in dispatch["steps"][0]["run"]
+
+
+def test_kustomize_delivery_deploys_a_canary_that_promote_judges_later(
+    rendered: Callable[..., Path],
+) -> None:
+    repo = rendered(installed_backends()[0], "kustomize")
+    jobs = load(repo, "retrain.yml")["jobs"]
+    assert list(jobs) == ["train", "build", "deploy-staging", "deploy-canary"]
+    assert jobs["deploy-canary"]["environment"]["name"] == "canary"
+    deploy = next(
+        s["run"]
+        for s in jobs["deploy-canary"]["steps"]
+        if "apply_and_wait canary" in s.get("run", "")
+    )
+    assert "mlgen.io/canary-since" in deploy  # when the observation began
+    promote = load(repo, "promote.yml")
+    assert set(triggers(promote)) == {"schedule", "workflow_dispatch"}  # no workflow_run wait
+    assert promote["env"]["OBSERVATION_MINUTES"] == "60"
+    judge = next(s["run"] for s in promote["jobs"]["release"]["steps"] if s.get("id") == "release")
+    assert "mlgen.io/canary-since" in judge and '-lt "${MINUTES}"' in judge
 
 
 def test_answers_reach_the_workflows_and_the_gate(template_root: Path, tmp_path: Path) -> None:
@@ -343,8 +382,10 @@ def test_answers_reach_the_workflows_and_the_gate(template_root: Path, tmp_path:
         python_version="3.12",
         latency_slo_p95_ms=250,
         error_rate_slo=0.01,
+        delivery="kustomize",
+        observation_window_minutes=45,
     )
-    for name in WORKFLOWS:
+    for name in KUSTOMIZE_WORKFLOWS:
         text = (repo / ".github" / "workflows" / name).read_text(encoding="utf-8")
         assert "${{ " in text, f"{name}: GitHub expressions did not survive Jinja"
         assert "{%" not in text and "{#" not in text, name
@@ -358,13 +399,14 @@ def test_answers_reach_the_workflows_and_the_gate(template_root: Path, tmp_path:
     assert gate["thresholds"]["latency_p95_ms"] == 250.0
     assert gate["thresholds"]["error_rate"] == 0.01
     assert gate["prometheus"]["selector"] == 'namespace="risk", app="fraud-score", track="canary"'
+    assert gate["prometheus"]["window"] == "45m"
     promote = (repo / ".github" / "workflows" / "promote.yml").read_text(encoding="utf-8")
     assert "python -m mlgen_runtime.gate" in promote and "deploy/canary-gate.toml" in promote
 
 
 @pytest.mark.parametrize("backend", installed_backends())
 def test_the_gate_queries_are_the_backends_metric_queries(
-    rendered: Callable[[str], Path], backend: str
+    rendered: Callable[..., Path], backend: str
 ) -> None:
     config = load_config(rendered(backend) / "deploy" / "canary-gate.toml")
     metrics = get_registry().get_backend(backend).backend.metrics
@@ -374,7 +416,7 @@ def test_the_gate_queries_are_the_backends_metric_queries(
 
 
 def test_the_canary_gate_tests_pass_in_the_generated_repo(
-    rendered: Callable[[str], Path],
+    rendered: Callable[..., Path],
 ) -> None:
     # The gate's configuration needs only mlgen-runtime's core; the repository's conftest
     # (training fixtures) is not needed for its tests.
