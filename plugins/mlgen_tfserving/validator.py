@@ -1,8 +1,8 @@
 """Validators of a TF Serving repository, run with the generated repository's interpreter.
 
 This file is executed as a script by ``mlgen check`` (see ``checks.py``) in the
-repository's environment, which has TensorFlow and tensorflow-serving-api; it imports
-neither mlgen nor anything outside that environment. Commands::
+repository's environment, which has TensorFlow, tensorflow-serving-api and mlgen-runtime;
+it imports neither mlgen nor anything outside that environment. Commands::
 
     python validator.py config --dir tfserving --model-name NAME --metrics-path PATH
                         [--dockerfile Dockerfile --grpc-port 8500 --http-port 8501]
@@ -15,10 +15,11 @@ Each prints one line per problem and a last line ``ok: ...`` (exit 0) or ``FAILE
 * ``config`` reads ``models.config`` into TF Serving's own ``ModelServerConfig``
   (``tensorflow_serving.config.model_server_config_pb2``), ``monitoring.config`` into
   ``MonitoringConfig`` and ``batching.config`` into ``BatchingParameters``: the pip package
-  ships no Python module for these two, so their message types are built here from TF
-  Serving's ``monitoring_config.proto`` and ``session_bundle_config.proto`` (transcribed
-  below). Text-format parsing is protobuf's, as in the server: unknown fields, wrong types
-  and syntax errors are reported with line:column. Then what the server needs of the
+  ships no Python module for these two, so their message types are mlgen-runtime's
+  (``mlgen_runtime.backends.tfserving_config``), transcribed from TF Serving's
+  ``monitoring_config.proto`` and ``session_bundle_config.proto``. Text-format parsing
+  is protobuf's, as in the server: unknown fields, wrong types and syntax errors are
+  reported with line:column. Then what the server needs of the
   values, and (with ``--dockerfile``) that the server command names these files, ports and
   metrics path.
 * ``savedmodel`` reads a SavedModel the way TF Serving does (the MetaGraph tagged
@@ -65,67 +66,13 @@ def _import(module: str, hint: str) -> Any:
 
 
 # ------------------------------------------------------------------ schemas
-_WRAPPERS = "google/protobuf/wrappers.proto"
-# (message, [(field, number, label, type or message)]): transcribed from TF Serving's
-# tensorflow_serving/config/monitoring_config.proto and the BatchingParameters message of
-# tensorflow_serving/servables/tensorflow/session_bundle_config.proto.
-_TRANSCRIBED: tuple[tuple[str, tuple[tuple[str, int, str, str], ...]], ...] = (
-    ("PrometheusConfig", (("enable", 1, "optional", "bool"), ("path", 2, "optional", "string"))),
-    (
-        "MonitoringConfig",
-        (("prometheus_config", 1, "optional", ".tensorflow.serving.PrometheusConfig"),),
-    ),
-    (
-        "BatchingParameters",
-        (
-            ("max_batch_size", 1, "optional", ".google.protobuf.Int64Value"),
-            ("batch_timeout_micros", 2, "optional", ".google.protobuf.Int64Value"),
-            ("max_enqueued_batches", 3, "optional", ".google.protobuf.Int64Value"),
-            ("num_batch_threads", 4, "optional", ".google.protobuf.Int64Value"),
-            ("thread_pool_name", 5, "optional", ".google.protobuf.StringValue"),
-            ("allowed_batch_sizes", 6, "repeated", "int64"),
-            ("pad_variable_length_inputs", 7, "optional", "bool"),
-            ("enable_large_batch_splitting", 8, "optional", ".google.protobuf.BoolValue"),
-            ("max_execution_batch_size", 9, "optional", ".google.protobuf.Int64Value"),
-        ),
-    ),
-)
-
-
 def transcribed_messages() -> dict[str, type]:
-    """``MonitoringConfig`` and ``BatchingParameters`` message classes (own pool)."""
-    descriptor_pb2 = _import("google.protobuf.descriptor_pb2", "install protobuf")
-    from google.protobuf import descriptor_pool, message_factory, wrappers_pb2
-
-    field = descriptor_pb2.FieldDescriptorProto
-    scalar = {"bool": field.TYPE_BOOL, "string": field.TYPE_STRING, "int64": field.TYPE_INT64}
-    labels = {"optional": field.LABEL_OPTIONAL, "repeated": field.LABEL_REPEATED}
-    pool = descriptor_pool.DescriptorPool()
-    wrappers = descriptor_pb2.FileDescriptorProto()
-    wrappers_pb2.DESCRIPTOR.CopyToProto(wrappers)
-    pool.Add(wrappers)
-    schema = descriptor_pb2.FileDescriptorProto(
-        name="mlgen_tfserving/transcribed_configs.proto",
-        package="tensorflow.serving",
-        syntax="proto3",
-        dependency=[_WRAPPERS],
+    """``MonitoringConfig`` and ``BatchingParameters`` message classes: mlgen-runtime's
+    transcription of TF Serving's protos (the repository depends on mlgen-runtime)."""
+    config = _import(
+        "mlgen_runtime.backends.tfserving_config", "install the repository's dependencies"
     )
-    for message_name, fields in _TRANSCRIBED:
-        message = schema.message_type.add(name=message_name)
-        for name, number, label, kind in fields:
-            entry = message.field.add(name=name, number=number, label=labels[label])
-            if kind in scalar:
-                entry.type = scalar[kind]
-            else:
-                entry.type = field.TYPE_MESSAGE
-                entry.type_name = kind
-    pool.Add(schema)
-    return {
-        name: message_factory.GetMessageClass(
-            pool.FindMessageTypeByName(f"tensorflow.serving.{name}")
-        )
-        for name in ("MonitoringConfig", "BatchingParameters")
-    }
+    return dict(config.transcribed_messages())
 
 
 def parse_text(path: Path, message: Any) -> tuple[Any, str | None]:

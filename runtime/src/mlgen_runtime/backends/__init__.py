@@ -20,3 +20,20 @@ a module says otherwise).
   schema and against the ONNX graph, and the model-repository folders (needs
   ``tritonclient[grpc]`` and ``onnx``, which Triton repositories depend on).
 """
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_MAX_BATCH_SIZE = 256
+
+
+def max_batch_size_from_env() -> int:
+    """``$MAX_BATCH_SIZE`` as a positive integer (default 256): the most rows one request
+    may hold, for every backend's own request parsing."""
+    text = os.environ.get("MAX_BATCH_SIZE", "").strip()
+    if not text:
+        return DEFAULT_MAX_BATCH_SIZE
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"MAX_BATCH_SIZE must be a positive integer, got {text!r}")
+    return int(text)

@@ -44,6 +44,7 @@ from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, Logg
 from kserve.protocol.grpc.servicer import InferenceServicer
 from prometheus_client import Counter, Histogram
 
+from mlgen_runtime.backends import max_batch_size_from_env
 from mlgen_runtime.schema import FeatureSchema
 
 logger = logging.getLogger("kserve")
@@ -51,7 +52,6 @@ logger = logging.getLogger("kserve")
 INPUT_DATATYPE = "FP32"
 PROBABILITY_OUTPUT = "probability"
 LABEL_OUTPUT = "label"
-DEFAULT_MAX_BATCH_SIZE = 256
 
 # In the default Prometheus registry, which the model server's /metrics exposes next to
 # KServe's own request_{preprocess,predict,postprocess}_seconds histograms.
@@ -72,17 +72,6 @@ Predict = Callable[[np.ndarray], np.ndarray]
 """An exported model: a float32 matrix in, positive-class probabilities out."""
 
 
-def max_batch_size_from_env() -> int:
-    """``$MAX_BATCH_SIZE`` as a positive integer (default 256)."""
-    text = os.environ.get("MAX_BATCH_SIZE", "").strip()
-    if not text:
-        return DEFAULT_MAX_BATCH_SIZE
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"MAX_BATCH_SIZE must be a positive integer, got {text!r}")
-    return int(text)
-
-
-# ------------------------------------------------------------------ request checks
 def check_matrix(schema: FeatureSchema, matrix: np.ndarray) -> None:
     """Refuse values the model was not trained for: non-finite, out of range, non-codes.
 

@@ -65,7 +65,9 @@ class ConfigError(ValueError):
 
 
 @cache
-def _transcribed_classes() -> dict[str, Any]:
+def transcribed_messages() -> dict[str, Any]:
+    """The ``MonitoringConfig`` and ``BatchingParameters`` message classes, built from
+    :data:`_TRANSCRIBED` in their own descriptor pool (no Python module ships them)."""
     from google.protobuf import (
         descriptor_pb2,
         descriptor_pool,
@@ -123,12 +125,12 @@ def read_model_server_config(path: Path) -> Any:
 
 def read_monitoring_config(path: Path) -> Any:
     """``monitoring.config`` as a ``MonitoringConfig``."""
-    return _parse(path, _transcribed_classes()["MonitoringConfig"]())
+    return _parse(path, transcribed_messages()["MonitoringConfig"]())
 
 
 def read_batching_parameters(path: Path) -> Any:
     """``batching.config`` as ``BatchingParameters``."""
-    return _parse(path, _transcribed_classes()["BatchingParameters"]())
+    return _parse(path, transcribed_messages()["BatchingParameters"]())
 
 
 # ------------------------------------------------------------------ what the server needs

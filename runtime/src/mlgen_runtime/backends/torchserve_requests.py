@@ -15,24 +15,27 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from typing import Any
 
-DEFAULT_MAX_BATCH_SIZE = 256
+from mlgen_runtime.backends import DEFAULT_MAX_BATCH_SIZE, max_batch_size_from_env
+
 BAD_REQUEST = 400
+
+__all__ = [
+    "BAD_REQUEST",
+    "DEFAULT_MAX_BATCH_SIZE",
+    "Problem",
+    "decode_body",
+    "file_version",
+    "invalid_answer",
+    "max_batch_size_from_env",
+    "parse_rows",
+    "row_problems",
+    "sampled",
+]
 
 Problem = dict[str, Any]
 """One problem of a request: ``{"loc": [...], "msg": "..."}``."""
-
-
-def max_batch_size_from_env() -> int:
-    """``$MAX_BATCH_SIZE`` as a positive integer (default 256)."""
-    text = os.environ.get("MAX_BATCH_SIZE", "").strip()
-    if not text:
-        return DEFAULT_MAX_BATCH_SIZE
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"MAX_BATCH_SIZE must be a positive integer, got {text!r}")
-    return int(text)
 
 
 def file_version(path: str) -> str:

@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+PYTHON_MODEL_SOURCE = Path(__file__).with_name("triton_python_model.py")
+"""The LOCAL-ONLY python-backend model (ONNX Runtime in Triton's python backend) that
+:func:`build_local_repository` copies to ``<model>/1/model.py``."""
 CONFIG_FILENAME = "config.pbtxt"
 MODEL_VERSION = "1"
 """The version folder the model is served from (``version_policy`` keeps the latest)."""
@@ -447,13 +450,13 @@ def build_local_repository(
     destination: Path,
     config_path: Path,
     rules: Rules,
-    python_model: Path,
+    python_model: Path | None = None,
     header: str = "",
 ) -> Path:
     """Assemble the LOCAL-ONLY python-backend repository; return its root.
 
     ``<model>/config.pbtxt`` (``header`` + :func:`local_config` of ``config_path``),
-    ``<model>/1/model.py`` (``python_model``, the python-backend model) and
+    ``<model>/1/model.py`` (``python_model``, by default :data:`PYTHON_MODEL_SOURCE`) and
     ``<model>/1/<artifact_name>`` (``artifact``).
     """
     from google.protobuf import text_format
@@ -463,6 +466,6 @@ def build_local_repository(
     (model_dir / CONFIG_FILENAME).write_text(
         header + text_format.MessageToString(config), encoding="utf-8"
     )
-    shutil.copyfile(python_model, model_dir / MODEL_VERSION / "model.py")
+    shutil.copyfile(python_model or PYTHON_MODEL_SOURCE, model_dir / MODEL_VERSION / "model.py")
     shutil.copyfile(artifact, model_dir / MODEL_VERSION / rules.artifact_name)
     return Path(destination)

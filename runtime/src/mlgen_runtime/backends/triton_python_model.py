@@ -1,7 +1,8 @@
 """LOCAL ONLY: Triton python-backend model that runs ``model.onnx`` with ONNX Runtime.
 
-Copied to ``<repository>/{{ model_name }}/1/model.py`` by
-``python -m {{ package_name }}.serving.model_repository build --local``. The deployed image does
+Not imported by mlgen-runtime: :func:`mlgen_runtime.backends.triton_config.
+build_local_repository` copies this file to ``<repository>/<model>/1/model.py`` (see
+:data:`~mlgen_runtime.backends.triton_config.PYTHON_MODEL_SOURCE`). The deployed image does
 NOT use it: Triton's own ``onnxruntime`` backend serves ``model.onnx`` there. It exists
 because the tritonserver that ``nvidia-pytriton`` bundles (the one that runs on a CPU-only
 machine without Docker) only has the python backend. Both read the same graph with the
@@ -76,7 +77,7 @@ class TritonPythonModel:
                     for name, result in zip(self.output_names, results, strict=True)
                 ]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-            except Exception as error:  # noqa: BLE001 - one bad request must not fail the batch
+            except Exception as error:  # one bad request must not fail the batch
                 responses.append(
                     pb_utils.InferenceResponse(
                         error=pb_utils.TritonError(f"{type(error).__name__}: {error}")
