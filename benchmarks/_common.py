@@ -35,8 +35,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,6 +274,20 @@ def comparison(
     if unit is not None:
         row["unit"] = unit
     return row
+
+
+@contextmanager
+def scratch_dir(name: str, *, keep: bool = False) -> Iterator[Path]:
+    """A new scratch folder for benchmark ``name``, removed afterwards unless ``keep``
+    (``--keep``: its path is printed, to look at what the run generated)."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"mlgen-bench-{name}-"))
+    try:
+        yield scratch
+    finally:
+        if keep:
+            print(f"scratch kept: {scratch}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:

@@ -25,7 +25,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from _common import (
     environment_info,
     interleaved,
     run,
+    scratch_dir,
     timed_command,
     tool,
     write_result,
@@ -129,8 +129,7 @@ def main() -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     started = time.time()
     environment = environment_info()
-    scratch = Path(tempfile.mkdtemp(prefix="mlgen-bench-check-"))
-    try:
+    with scratch_dir("check", keep=args.keep) as scratch:
         from mlgen.environments import shared_environment
 
         repo = scratch / "bench-model"
@@ -250,11 +249,6 @@ def main() -> int:
             comparisons,
             {"every check passed": "yes (mlgen check exited 0 in every run)"},
         )
-    finally:
-        if args.keep:
-            print(f"scratch kept: {scratch}", file=sys.stderr)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -28,12 +28,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from _common import (
@@ -42,6 +39,7 @@ from _common import (
     benchmark_environment,
     comparison,
     environment_info,
+    scratch_dir,
     write_result,
 )
 from _fixtures import plain_template
@@ -66,8 +64,7 @@ def main() -> int:
     with_evidently = (not args.quick) if args.evidently is None else args.evidently
     started = time.time()
     environment = environment_info()
-    scratch = Path(tempfile.mkdtemp(prefix="mlgen-bench-drift-"))
-    try:
+    with scratch_dir("drift", keep=args.keep) as scratch:
         from mlgen.environments import python_in, run_in_repo, shared_environment
         from mlgen.generate import generate
 
@@ -183,11 +180,6 @@ def main() -> int:
             result["comparisons"],
             result["checks"],
         )
-    finally:
-        if args.keep:
-            print(f"scratch kept: {scratch}", file=sys.stderr)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +40,7 @@ from _common import (
     interleaved,
     parallel_capacity,
     run,
+    scratch_dir,
     timed,
     timed_command,
     tool,
@@ -77,8 +77,7 @@ def main() -> int:
     repeats = args.repeats or 1
     started = time.time()
     environment = environment_info()
-    scratch = Path(tempfile.mkdtemp(prefix="mlgen-bench-fleet-"))
-    try:
+    with scratch_dir("fleet", keep=args.keep) as scratch:
         from mlgen.fleet import UpdateOptions, update_fleet
 
         template = versioned_template(scratch / "template")
@@ -240,11 +239,6 @@ def main() -> int:
                 "workers overlap)",
             },
         )
-    finally:
-        if args.keep:
-            print(f"scratch kept: {scratch}", file=sys.stderr)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

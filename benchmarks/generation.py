@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from _common import (
     compare,
     environment_info,
     interleaved,
+    scratch_dir,
     timed,
     timed_command,
     tool,
@@ -46,8 +46,7 @@ def main() -> int:
     warmup = 0 if args.quick else args.warmup
     started = time.time()
     environment = environment_info()
-    scratch = Path(tempfile.mkdtemp(prefix="mlgen-bench-generation-"))
-    try:
+    with scratch_dir("generation", keep=args.keep) as scratch:
         sources = {
             "git template": versioned_template(scratch / "git"),
             "folder template": plain_template(scratch),
@@ -182,11 +181,6 @@ def main() -> int:
             comparisons,
             checks,
         )
-    finally:
-        if args.keep:
-            print(f"scratch kept: {scratch}", file=sys.stderr)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -30,7 +30,10 @@ alike, and the medians of the rounds are compared:
   the fast path pays; reported, target >= 1x);
 * rows per second of 64-row batches vs single rows, at 8 connections (target >= 10x);
 * p50 latency (and server CPU time) of single rows at 1 connection with online drift
-  on vs off (target: at most 5 % more).
+  on vs off (target: at most 5 % more);
+* the Open Inference Protocol route (``POST /v2/models/<name>/infer``, one JSON tensor
+  per feature) vs ``POST /predict``, for one row and for 64-row batches, 8 connections
+  (reported; target >= 0.5x: the v2 route has no fast path in front of FastAPI).
 
 Every wrk run must end without socket errors or non-2xx answers. Needs ``wrk``
 (``bash scripts/system-tools`` installs it). Run: ``python benchmarks/serving.py``.
@@ -43,7 +46,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -60,6 +62,7 @@ from _common import (
     benchmark_environment,
     comparison,
     environment_info,
+    scratch_dir,
     write_result,
 )
 from _fixtures import plain_template
@@ -78,6 +81,7 @@ TARGETS = {
     "fast_path": 1.0,
     "batch": 10.0,
     "drift_overhead": 1.05,
+    "v2": 0.5,
 }
 HELLO_APP = """\
 from fastapi import FastAPI
@@ -134,6 +138,23 @@ EXAMPLE_ROWS = (
     "FEATURE_NAMES; X, _ = make_dataset(256, seed=3); "
     "print(json.dumps([dict(zip(FEATURE_NAMES, map(float, x))) for x in X]))"
 )
+# The served model's name (the v2 routes' {name}).
+MODEL_NAME_CODE = "from PACKAGE import MODEL_NAME; print(MODEL_NAME)"
+
+
+def v2_body(rows: list[dict[str, float]], inputs: list[dict[str, Any]]) -> str:
+    """An Open Inference Protocol request for ``rows``: one JSON tensor per input of the
+    model's metadata (``inputs``), in its datatype."""
+    tensors = []
+    for spec in inputs:
+        values = [row[spec["name"]] for row in rows]
+        data = [int(v) for v in values] if spec["datatype"] == "INT64" else values
+        tensors.append(
+            {"name": spec["name"], "shape": [len(rows)], "datatype": spec["datatype"], "data": data}
+        )
+    return json.dumps({"inputs": tensors})
+
+
 # Prints one JSON line at the end of a run: counts, errors and latency percentiles (us).
 WRK_REPORT = """
 done = function(summary, latency, requests)
@@ -389,8 +410,7 @@ def main() -> int:
     with_bentoml = (not args.quick) if args.bentoml is None else args.bentoml
     started = time.time()
     environment = environment_info()
-    scratch = Path(tempfile.mkdtemp(prefix="mlgen-bench-serving-"))
-    try:
+    with scratch_dir("serving", keep=args.keep) as scratch:
         repo, repo_env, package, slo_ms = prepare_repo(scratch)
         python = repo_env / "bin" / "python"
         rows = json.loads(repo_python(repo, repo_env, EXAMPLE_ROWS.replace("PACKAGE", package)))
@@ -430,6 +450,11 @@ def main() -> int:
             no_drift, no_drift_pid = start(app, repo, "/ready", ONLINE_DRIFT="0")
             route, route_pid = start("route_only:app", extra_dir, "/ready")
             hello, hello_pid = start("hello_app:app", extra_dir, "/")
+            model_name = repo_python(repo, repo_env, MODEL_NAME_CODE.replace("PACKAGE", package))
+            infer = f"{service}/v2/models/{model_name.strip()}"
+            inputs = json.loads(http_get(infer)[1])["inputs"]
+            for label, batch in (("v2-single", rows[:1]), ("v2-batch", rows[:BATCH_ROWS])):
+                scripts[label] = wrk_script(scratch, label, "POST", v2_body(batch, inputs))
             scenarios: dict[str, Scenario] = {
                 "hello 1c": (hello + "/", scripts["hello"], 1, hello_pid),
                 "single 1c": (service + "/predict", scripts["single"], 1, service_pid),
@@ -438,6 +463,8 @@ def main() -> int:
                 "single 8c": (service + "/predict", scripts["single"], 8, service_pid),
                 "single route-only 8c": (route + "/predict", scripts["single"], 8, route_pid),
                 "batch64 8c": (service + "/predict", scripts["batch"], 8, service_pid),
+                "v2 single 8c": (infer + "/infer", scripts["v2-single"], 8, service_pid),
+                "v2 batch64 8c": (infer + "/infer", scripts["v2-batch"], 8, service_pid),
             }
             if bento_env is not None:
                 bento, _ = servers.enter_context(
@@ -491,11 +518,6 @@ def main() -> int:
             NAME, args, started, environment, parameters, measurements, comparisons, checks
         )
         return 0 if not any(errors.values()) else 1
-    finally:
-        if args.keep:
-            print(f"kept {scratch}", file=sys.stderr)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def measure(
@@ -539,7 +561,7 @@ def summarise(
     """Medians per scenario and the comparisons against the targets."""
     measurements: dict[str, Measurement] = {}
     for label, runs in results.items():
-        rows = BATCH_ROWS if label.startswith("batch") else 1
+        rows = BATCH_ROWS if "batch" in label else 1
         measurements[f"{label} req/s"] = Measurement([r.rate for r in runs], "req/s")
         measurements[f"{label} rows/s"] = Measurement([r.rate * rows for r in runs], "rows/s")
         measurements[f"{label} p50"] = Measurement([r.p50_ms for r in runs], "ms")
@@ -550,127 +572,104 @@ def summarise(
             measurements[f"{label} cpu/request"] = Measurement(cpu, "us")
     measurements["latency SLO p95"] = Measurement([slo_ms], "ms")
 
-    def median(label: str) -> float:
-        return measurements[label].median
+    comparisons: list[dict[str, Any]] = []
 
-    comparisons = []
-    for connections in ("1c", "8c"):
-        comparisons.append(
-            comparison(
-                f"throughput, single row vs hello-world, {connections}",
-                f"single {connections} req/s",
-                median(f"single {connections} req/s"),
-                f"hello {connections} req/s",
-                median(f"hello {connections} req/s"),
-                target=TARGETS["throughput"],
-                higher_is_better=True,
+    def versus(name: str, figure: str, baseline: str, **kwargs: Any) -> None:
+        """Compare two cases' medians, when both were measured (BentoML, CPU are optional)."""
+        if figure in measurements and baseline in measurements:
+            figure_value, baseline_value = (
+                measurements[figure].median,
+                measurements[baseline].median,
             )
-        )
-        comparisons.append(
-            comparison(
-                f"p95 latency, single row vs hello-world, {connections}",
-                f"single {connections} p95",
-                median(f"single {connections} p95"),
-                f"hello {connections} p95",
-                median(f"hello {connections} p95"),
-                target=TARGETS["p95"],
-                higher_is_better=False,
+            comparisons.append(
+                comparison(name, figure, figure_value, baseline, baseline_value, **kwargs)
             )
+
+    throughput = {"target": TARGETS["throughput"], "higher_is_better": True}
+    for c in ("1c", "8c"):
+        versus(
+            f"throughput, single row vs hello-world, {c}",
+            f"single {c} req/s",
+            f"hello {c} req/s",
+            **throughput,
         )
-    if "single 8c cpu/request" in measurements and "hello 8c cpu/request" in measurements:
-        comparisons.append(
-            comparison(
-                "server CPU per request, single row vs hello-world, 8c",
-                "single 8c cpu/request",
-                median("single 8c cpu/request"),
-                "hello 8c cpu/request",
-                median("hello 8c cpu/request"),
-                target=1 / TARGETS["throughput"],
-                higher_is_better=False,
-                ratio_definition="figure / baseline (the throughput target, as CPU time)",
-            )
-        )
-    comparisons.append(
-        comparison(
-            "rows/s, 64-row batches vs single rows, 8c",
-            "batch64 8c rows/s",
-            median("batch64 8c rows/s"),
-            "single 8c rows/s",
-            median("single 8c rows/s"),
-            target=TARGETS["batch"],
-            higher_is_better=True,
-        )
-    )
-    comparisons.append(
-        comparison(
-            "p95 latency, single row 8c vs 10 % of the latency SLO",
-            "single 8c p95",
-            median("single 8c p95"),
-            "latency SLO p95",
-            slo_ms,
-            target=TARGETS["slo_share"],
+        versus(
+            f"p95 latency, single row vs hello-world, {c}",
+            f"single {c} p95",
+            f"hello {c} p95",
+            target=TARGETS["p95"],
             higher_is_better=False,
         )
+    versus(
+        "server CPU per request, single row vs hello-world, 8c",
+        "single 8c cpu/request",
+        "hello 8c cpu/request",
+        target=1 / TARGETS["throughput"],
+        higher_is_better=False,
+        ratio_definition="figure / baseline (the throughput target, as CPU time)",
     )
-    comparisons.append(
-        comparison(
-            "throughput, fast path vs the FastAPI route alone, 8c",
-            "single 8c req/s",
-            median("single 8c req/s"),
-            "single route-only 8c req/s",
-            median("single route-only 8c req/s"),
-            target=TARGETS["fast_path"],
+    versus(
+        "rows/s, 64-row batches vs single rows, 8c",
+        "batch64 8c rows/s",
+        "single 8c rows/s",
+        target=TARGETS["batch"],
+        higher_is_better=True,
+    )
+    versus(
+        "p95 latency, single row 8c vs 10 % of the latency SLO",
+        "single 8c p95",
+        "latency SLO p95",
+        target=TARGETS["slo_share"],
+        higher_is_better=False,
+    )
+    versus(
+        "throughput, fast path vs the FastAPI route alone, 8c",
+        "single 8c req/s",
+        "single route-only 8c req/s",
+        target=TARGETS["fast_path"],
+        higher_is_better=True,
+    )
+    for c in ("1c", "8c"):
+        versus(
+            f"throughput, single row vs BentoML, {c}",
+            f"single {c} req/s",
+            f"bentoml {c} req/s",
+            target=TARGETS["bentoml"],
             higher_is_better=True,
         )
-    )
-    for connections in ("1c", "8c"):
-        if f"bentoml {connections} req/s" not in measurements:
-            continue
-        comparisons.append(
-            comparison(
-                f"throughput, single row vs BentoML, {connections}",
-                f"single {connections} req/s",
-                median(f"single {connections} req/s"),
-                f"bentoml {connections} req/s",
-                median(f"bentoml {connections} req/s"),
-                target=TARGETS["bentoml"],
-                higher_is_better=True,
-            )
-        )
-        comparisons.append(
-            comparison(
-                f"p95 latency, single row vs BentoML, {connections}",
-                f"single {connections} p95",
-                median(f"single {connections} p95"),
-                f"bentoml {connections} p95",
-                median(f"bentoml {connections} p95"),
-                target=1.0,
-                higher_is_better=False,
-            )
-        )
-    comparisons.append(
-        comparison(
-            "p50 latency, online drift on vs off, 1c",
-            "single 1c p50",
-            median("single 1c p50"),
-            "single no-drift 1c p50",
-            median("single no-drift 1c p50"),
-            target=TARGETS["drift_overhead"],
+        versus(
+            f"p95 latency, single row vs BentoML, {c}",
+            f"single {c} p95",
+            f"bentoml {c} p95",
+            target=1.0,
             higher_is_better=False,
         )
+    v2 = {"target": TARGETS["v2"], "higher_is_better": True}
+    versus(
+        "throughput, v2 infer vs /predict, single row, 8c",
+        "v2 single 8c req/s",
+        "single 8c req/s",
+        **v2,
     )
-    if "single 1c cpu/request" in measurements and "single no-drift 1c cpu/request" in measurements:
-        comparisons.append(
-            comparison(
-                "server CPU per request, online drift on vs off, 1c",
-                "single 1c cpu/request",
-                median("single 1c cpu/request"),
-                "single no-drift 1c cpu/request",
-                median("single no-drift 1c cpu/request"),
-                target=TARGETS["drift_overhead"],
-                higher_is_better=False,
-            )
-        )
+    versus(
+        "rows/s, v2 infer vs /predict, 64-row batches, 8c",
+        "v2 batch64 8c rows/s",
+        "batch64 8c rows/s",
+        **v2,
+    )
+    drift_overhead = {"target": TARGETS["drift_overhead"], "higher_is_better": False}
+    versus(
+        "p50 latency, online drift on vs off, 1c",
+        "single 1c p50",
+        "single no-drift 1c p50",
+        **drift_overhead,
+    )
+    versus(
+        "server CPU per request, online drift on vs off, 1c",
+        "single 1c cpu/request",
+        "single no-drift 1c cpu/request",
+        **drift_overhead,
+    )
     return measurements, comparisons
 
 

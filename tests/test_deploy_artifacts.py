@@ -30,6 +30,7 @@ from tests.rendering import installed_backends, render
 FAST_CHECKS = (
     "kustomize",
     "kubernetes-validate",
+    "custom-resources",
     "container-probes",
     "hadolint",
     "promtool",
@@ -38,6 +39,10 @@ FAST_CHECKS = (
 CHECKOV_CHECKS = ("checkov-kubernetes", "checkov-dockerfile")
 
 DEPLOYMENT = "deploy/k8s/base/deployment/deployment.yaml"
+PRODUCTION = "deploy/k8s/overlays/production"
+ROLLOUT = f"{PRODUCTION}/rollout.yaml"
+ANALYSIS = f"{PRODUCTION}/analysis-template.yaml"
+OPERATOR = "deploy/k8s/components/prometheus-operator"
 RULES = "deploy/monitoring/prometheus-rules.yaml"
 DASHBOARD = "deploy/monitoring/grafana-dashboard.json"
 
@@ -146,7 +151,7 @@ def test_manifests_follow_the_backend_and_the_restricted_profile(
 ) -> None:
     container_spec = get_registry().get_backend(backend).backend.container
     built = build_overlays(rendered(backend))
-    assert sorted(built) == ["canary", "production", "staging"]
+    assert sorted(built) == ["production", "staging"]  # delivery: argo-rollouts
     for objects in built.values():
         kinds = sorted(manifest["kind"] for manifest in objects)
         assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= set(
@@ -189,7 +194,9 @@ def test_manifests_follow_the_backend_and_the_restricted_profile(
 def test_canary_takes_its_weight_of_the_pods(
     template_root: Path, tmp_path: Path, weight: int
 ) -> None:
-    repo = render(template_root, tmp_path / "repo", canary_weight_percent=weight)
+    repo = render(
+        template_root, tmp_path / "repo", canary_weight_percent=weight, delivery="kustomize"
+    )
     objects = build_overlays(repo)["canary"]
     by_name = {(m["kind"], m["metadata"]["name"]): m for m in objects}
     canary = by_name["Deployment", "demo-model-canary"]
@@ -205,6 +212,87 @@ def test_canary_takes_its_weight_of_the_pods(
     assert canary["spec"]["selector"]["matchLabels"]["track"] == "canary"
     assert stable["spec"]["selector"]["matchLabels"]["track"] == "stable"
     assert "replicas" not in stable["spec"]  # the HPA owns it
+
+
+def _by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {manifest["kind"]: manifest for manifest in objects}
+
+
+@pytest.mark.parametrize(
+    ("weight", "window", "slo_ms", "error_slo", "pods", "count"),
+    [(5, 60, 100, 0.001, 20, 12), (20, 30, 250, 0.01, 5, 6), (50, 7, 80, 0.05, 3, 1)],
+)
+def test_production_is_a_rollout_judged_on_the_answers(
+    template_root: Path,
+    tmp_path: Path,
+    weight: int,
+    window: int,
+    slo_ms: float,
+    error_slo: float,
+    pods: int,
+    count: int,
+) -> None:
+    answers = {
+        "canary_weight_percent": weight,
+        "observation_window_minutes": window,
+        "latency_slo_p95_ms": slo_ms,
+        "error_rate_slo": error_slo,
+    }
+    repo = render(template_root, tmp_path / "repo", **answers)
+    production = _by_kind(build_overlays(repo)["production"])
+    rollout, analysis = production["Rollout"], production["AnalysisTemplate"]
+    assert rollout["spec"]["workloadRef"]["name"] == production["Deployment"]["metadata"]["name"]
+    steps = rollout["spec"]["strategy"]["canary"]["steps"]
+    assert steps[0] == {"setWeight": weight}
+    assert steps[1]["analysis"]["templates"] == [{"templateName": "demo-model-slo"}]
+    assert analysis["metadata"]["name"] == "demo-model-slo"
+    metrics = {metric["name"]: metric for metric in analysis["spec"]["metrics"]}
+    assert set(metrics) == {"requests", "error-rate", "p95-latency"}
+    for metric in metrics.values():
+        assert metric["interval"] == "5m" and metric["count"] == count
+        assert metric["failureLimit"] == 0
+        assert "{{args.canary-hash}}" in metric["provider"]["prometheus"]["query"]
+    assert metrics["p95-latency"]["successCondition"].endswith(f"< {slo_ms / 1000}")
+    assert metrics["error-rate"]["successCondition"].endswith(f"< {error_slo}")
+    assert metrics["requests"]["successCondition"].endswith(">= 100")  # idle never passes
+    hpa = production["HorizontalPodAutoscaler"]
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "Rollout"
+    assert hpa["spec"]["minReplicas"] == pods  # a replica-ratio canary needs 100/weight pods
+    assert hpa["spec"]["maxReplicas"] > pods
+    services = {
+        m["metadata"]["name"] for m in build_overlays(repo)["production"] if m["kind"] == "Service"
+    }
+    canary = rollout["spec"]["strategy"]["canary"]
+    assert {canary["stableService"], canary["canaryService"], "demo-model"} == services
+    assert f"{weight} %" in (repo / "docs/delivery.md").read_text(encoding="utf-8")
+
+
+def test_the_prometheus_rule_carries_the_plain_rules(rendered: Callable[[str], Path]) -> None:
+    repo = rendered("fastapi")
+    production = _by_kind(build_overlays(repo)["production"])
+    plain = yaml.safe_load((repo / RULES).read_text(encoding="utf-8"))
+    assert production["PrometheusRule"]["spec"] == plain
+    monitor = production["ServiceMonitor"]["spec"]
+    selected = [
+        m["metadata"]["name"]
+        for m in build_overlays(repo)["production"]
+        if m["kind"] == "Service"
+        and monitor["selector"]["matchLabels"].items() <= m["metadata"]["labels"].items()
+    ]
+    assert selected == ["demo-model"]  # each pod scraped once, not again per Rollout Service
+    assert "rollouts-pod-template-hash" in monitor["podTargetLabels"]
+
+
+def test_kustomize_delivery_keeps_the_canary_deployment(
+    template_root: Path, tmp_path: Path
+) -> None:
+    repo = render(template_root, tmp_path / "repo", delivery="kustomize")
+    built = build_overlays(repo)
+    assert sorted(built) == ["canary", "production", "staging"]
+    kinds = {m["kind"] for objects in built.values() for m in objects}
+    assert "Rollout" not in kinds and "AnalysisTemplate" not in kinds
+    assert (repo / "deploy/canary-gate.toml").is_file()
+    assert failures(run(repo, *FAST_CHECKS)) == {}
 
 
 # ------------------------------------------------------------------ each check can fail
@@ -270,6 +358,21 @@ def _root_user(repo: Path) -> None:
     edit_text(repo / "Dockerfile", lambda text: text + "USER root\n")
 
 
+def _weight_as_text(repo: Path) -> None:
+    edit_yaml(
+        repo / ROLLOUT,
+        lambda d: d["spec"]["strategy"]["canary"]["steps"][0].update(setWeight="5%"),
+    )
+
+
+def _analysis_without_provider(repo: Path) -> None:
+    edit_yaml(repo / ANALYSIS, lambda d: d["spec"]["metrics"][0].pop("provider"))
+
+
+def _monitor_without_endpoints(repo: Path) -> None:
+    edit_yaml(repo / f"{OPERATOR}/servicemonitor.yaml", lambda d: d["spec"].update(endpoints="all"))
+
+
 def _bad_promql(repo: Path) -> None:
     edit_yaml(
         repo / RULES,
@@ -321,6 +424,14 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
     ("image-user", _other_image_user, "container-probes", "USER is 4242:4242"),
     ("shell-healthcheck", _shell_form_healthcheck, "hadolint", "DL3025"),
     ("root-user", _root_user, "hadolint", "DL3002"),
+    ("rollout-weight", _weight_as_text, "custom-resources", "setWeight must be integer"),
+    (
+        "analysis",
+        _analysis_without_provider,
+        "custom-resources",
+        "metrics/0 must have required property provider",
+    ),
+    ("monitor", _monitor_without_endpoints, "custom-resources", "endpoints must be array"),
     ("bad-promql", _bad_promql, "promtool", "check rules"),
     ("alert-test", _drift_alert_too_slow, "promtool", "ModelFeatureDrift"),
     ("no-drift-panel", _dashboard_without_drift_panel, "grafana-dashboard", "no feature drift"),

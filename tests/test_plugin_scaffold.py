@@ -101,7 +101,7 @@ def test_scaffold_installed_next_to_mlgen_works_end_to_end(tmp_path: Path) -> No
             "--python",
             str(environment / "bin" / "python"),
             f"{REPO_ROOT}[check,test]",
-            str(package),
+            f"{package}[test]",  # as its README says: pip install -e '.[test]'
         ],
         check=True,
     )
@@ -145,4 +145,4 @@ def test_scaffold_installed_next_to_mlgen_works_end_to_end(tmp_path: Path) -> No
         env={**os.environ, "MLGEN_RUNTIME_FIND_LINKS": str(wheel.parent)},
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "8 passed" in result.stdout.splitlines()[-1]
+    assert "9 passed" in result.stdout.splitlines()[-1]  # pytest-copie render included

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 PAGES = sorted((REPO_ROOT / "docs" / "runtime").glob("*.md"))
-RUNNABLE = [REPO_ROOT / "docs" / "runtime" / name for name in ("ab.md", "drift.md")]
+RUNNABLE = [REPO_ROOT / "docs" / "runtime" / name for name in ("ab.md", "drift.md", "training.md")]
 _BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 

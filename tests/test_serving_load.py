@@ -180,14 +180,14 @@ def service(
                     process.wait(timeout=15)
 
 
-def run_wrk(url: str, script: Path, seconds: int) -> dict[str, int]:
+def run_wrk(url: str, script: Path, seconds: int, connections: int = CONNECTIONS) -> dict[str, int]:
     wrk = shutil.which("wrk")
     assert wrk, "wrk is not installed: bash scripts/system-tools"
     command = [
         *pinned(1),
         wrk,
         "-t1",
-        f"-c{CONNECTIONS}",
+        f"-c{connections}",
         f"-d{seconds}s",
         "--timeout",
         "10s",
@@ -209,17 +209,15 @@ def metric(text: str, pattern: str) -> float:
     )
 
 
-@pytest.mark.skipif(
-    shutil.which("wrk") is None, reason="wrk is not installed (bash scripts/system-tools)"
-)
-def test_service_under_load_answers_everything_and_keeps_memory_flat(
-    built_repos: BuiltRepos, tmp_path: Path
-) -> None:
+def trained_service(
+    repo: Path, environment: Path, folder: Path
+) -> tuple[str, Path, list[dict[str, float]]]:
+    """Train the generated FastAPI repository's model (synthetic data) into
+    ``folder/artifacts``: its package, the artifacts folder and 64 valid request rows."""
     from mlgen.environments import run_in_repo
 
-    repo, environment = built_repos.get("fastapi")
     package = next(path.name for path in (repo / "src").iterdir() if path.is_dir())
-    artifacts = tmp_path / "artifacts"
+    artifacts = folder / "artifacts"
     trained = run_in_repo(
         repo,
         environment,
@@ -238,14 +236,26 @@ def test_service_under_load_answers_everything_and_keeps_memory_flat(
         timeout=600,
     )
     assert trained.returncode == 0, trained.stdout + trained.stderr
-    treatment = tmp_path / "treatment.onnx"
-    shutil.copyfile(artifacts / "model.onnx", treatment)
     rows_code = (
         f"import json; from {package}.data import make_dataset; from {package}."
         "features import FEATURE_NAMES; X, _ = make_dataset(64, seed=5); print("
         "json.dumps([dict(zip(FEATURE_NAMES, map(float, x))) for x in X]))"
     )
     rows = json.loads(run_in_repo(repo, environment, ["python", "-c", rows_code]).stdout)
+    return package, artifacts, rows
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (bash scripts/system-tools)"
+)
+def test_service_under_load_answers_everything_and_keeps_memory_flat(
+    built_repos: BuiltRepos, tmp_path: Path
+) -> None:
+
+    repo, environment = built_repos.get("fastapi")
+    package, artifacts, rows = trained_service(repo, environment, tmp_path)
+    treatment = tmp_path / "treatment.onnx"
+    shutil.copyfile(artifacts / "model.onnx", treatment)
     script = wrk_script(rows, tmp_path)
     env = {
         "MODEL_PATH": str(artifacts / "model.onnx"),

@@ -208,7 +208,11 @@ def test_a_handler_that_does_not_import_fails_the_archive_check(repo: Path) -> N
     edit(
         repo,
         HANDLER,
-        lambda t: t.replace("import torch\n", "import torch\nimport nonexistent_module\n", 1),
+        lambda t: t.replace(
+            "from mlgen_runtime.backends",
+            "import nonexistent_module\nfrom mlgen_runtime.backends",
+            1,
+        ),
     )
     result = run_one(repo, "torchserve-archive")
     assert not result.ok and "nonexistent_module" in result.detail, result.detail

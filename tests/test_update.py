@@ -365,6 +365,10 @@ def test_fleet_updates_each_repo_and_reports_the_one_conflict(
     assert by_repo[str(repos[0])][SUMMARY_HEADER.index("template")] == "v1->v2"
     assert by_repo[str(repos[4])][result_column] == "error:"
     assert f"{repos[2]}: conflict: README.md" in lines
+    # Progress in a log (not a terminal): exactly one line per repository, on stderr.
+    progress = [line for line in result.stderr.splitlines() if line.startswith(str(tmp_path))]
+    assert sorted(line.split(": ")[0] for line in progress) == sorted(map(str, repos))
+    assert any(line.startswith(f"{repos[2]}: conflicts (") for line in progress), progress
     for repo in (repos[0], repos[1], repos[3]):
         assert (repo / "UPGRADING.md").is_file()
 

@@ -9,13 +9,25 @@ strict schemas (the kubernetes-validate CLI merely warns).
 :func:`build_overlays` is shared with the container checks, and done once per run
 (every check that reads the overlays gets the same build). checkov runs once for every
 framework (:mod:`mlgen_checks._checkov`); :func:`run_checkov` remains for plugins.
+
+Custom resources (Argo Rollouts' Rollout and AnalysisTemplate, the Prometheus Operator's
+ServiceMonitor and PrometheusRule) have no schema in kubernetes-validate: the
+``custom-resources`` check validates them against their CRDs' OpenAPI schemas, shipped by
+the npm packages ``@kubernetes-models/argo-rollouts`` and
+``@kubernetes-models/prometheus-operator``, run offline with the machine's Node. The
+packages are installed from the npm registry once, into mlgen's cache (``--ignore-scripts``:
+nothing but the packages' own JavaScript is fetched).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +36,7 @@ import yaml
 
 from mlgen import Check, CheckResult
 from mlgen.checks import find_tool, first_lines, run_tool
+from mlgen.environments import cache_root
 
 from . import _checkov, _memo
 
@@ -35,7 +48,47 @@ KUBECTL_HINT = (
     "apt-get install kubectl (Kubernetes apt repository: https://kubernetes.io/docs/tasks/tools/)"
 )
 
+NODE_HINT = "apt-get install nodejs npm"
+COMPONENTS_DIR = Path("deploy/k8s/components")
+
 Manifest = dict[str, Any]
+
+NPM_PACKAGES = (
+    "@kubernetes-models/argo-rollouts@2.0.0",
+    "@kubernetes-models/prometheus-operator@6.0.0",
+)
+"""The npm packages whose models validate the custom resources, pinned."""
+_ROLLOUTS = "@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1"
+_OPERATOR = "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1"
+CUSTOM_RESOURCES: dict[tuple[str, str], str] = {
+    **{
+        ("argoproj.io/v1alpha1", kind): _ROLLOUTS
+        for kind in ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate", "Experiment")
+    },
+    **{
+        ("monitoring.coreos.com/v1", kind): _OPERATOR
+        for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule", "Probe")
+    },
+}
+"""(apiVersion, kind) -> the npm module exporting its model, one class per kind."""
+
+_VALIDATE_JS = """\
+// Reads [{apiVersion, kind, ...}, ...] (JSON) on stdin, validates each object with the
+// @kubernetes-models class of its kind, prints [[index, message], ...] of the invalid ones.
+import { readFileSync } from "node:fs";
+const modules = JSON.parse(process.argv[2]);
+const objects = JSON.parse(readFileSync(0, "utf8"));
+const problems = [];
+for (const [index, object] of objects.entries()) {
+  const module = await import(modules[`${object.apiVersion} ${object.kind}`]);
+  try {
+    new module[object.kind](object).validate();
+  } catch (error) {
+    problems.push([index, String(error.message).replace(/^data\\//, "")]);
+  }
+}
+process.stdout.write(JSON.stringify(problems));
+"""
 
 
 class OverlayError(Exception):
@@ -129,6 +182,124 @@ def run_checkov(repo: Path, framework: str, target: Sequence[str]) -> CheckResul
     return _checkov.summarize(reports, framework, _checkov.Scan(tuple(reports)).version)
 
 
+# ------------------------------------------------------------------ custom resources
+def is_custom_resource(manifest: Mapping[str, Any]) -> bool:
+    """Whether ``manifest`` is one of :data:`CUSTOM_RESOURCES` (validated by Node)."""
+    return (manifest.get("apiVersion"), manifest.get("kind")) in CUSTOM_RESOURCES
+
+
+def models_dir() -> Path:
+    """Where the pinned :data:`NPM_PACKAGES` are installed (once; a concurrent second
+    install loses the rename race harmlessly).
+
+    Raises:
+        ToolMissing: npm is not installed.
+        OverlayError: npm failed (no registry, for instance).
+    """
+    key = hashlib.sha256("\n".join((*NPM_PACKAGES, _VALIDATE_JS)).encode()).hexdigest()[:16]
+    target = cache_root() / "node-models" / key
+    if (target / "validate.mjs").is_file():
+        return target
+    npm = find_tool("npm", NODE_HINT)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    try:
+        (scratch / "package.json").write_text('{"private": true}\n', encoding="utf-8")
+        command = [
+            npm,
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--loglevel=error",
+        ]
+        result = run_tool([*command, *NPM_PACKAGES], cwd=scratch, timeout=600)
+        if result.returncode != 0:
+            raise OverlayError(
+                f"npm install {' '.join(NPM_PACKAGES)} failed: "
+                + first_lines(result.stderr or result.stdout)
+            )
+        (scratch / "validate.mjs").write_text(_VALIDATE_JS, encoding="utf-8")
+        try:
+            scratch.rename(target)
+        except OSError:  # another process installed it first
+            if not (target / "validate.mjs").is_file():
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def custom_resource_problems(objects: Sequence[Manifest]) -> list[str]:
+    """``Kind/name: path message`` for each of ``objects`` (custom resources of
+    :data:`CUSTOM_RESOURCES`) invalid against its CRD schema; [] when all are valid.
+
+    Raises:
+        ToolMissing: node or npm is not installed.
+        OverlayError: the models cannot be installed or the validator failed.
+    """
+    if not objects:
+        return []
+    node = find_tool("node", NODE_HINT)
+    models = models_dir()
+    modules = {f"{api} {kind}": module for (api, kind), module in CUSTOM_RESOURCES.items()}
+    result = subprocess.run(
+        [node, str(models / "validate.mjs"), json.dumps(modules)],
+        cwd=models,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=json.dumps(list(objects)),
+        check=False,
+    )
+    try:
+        problems = json.loads(result.stdout) if result.returncode == 0 else None
+    except json.JSONDecodeError:
+        problems = None
+    if problems is None:
+        raise OverlayError(
+            f"the Node validator failed: {first_lines(result.stderr or result.stdout)}"
+        )
+    return [f"{describe(objects[index])}: {message}" for index, message in problems]
+
+
+def component_objects(repo: Path) -> list[Manifest]:
+    """The objects of every kustomize component in ``deploy/k8s/components`` (an overlay
+    may leave a component out; it is validated all the same)."""
+    found: list[Manifest] = []
+    for path in sorted((repo / COMPONENTS_DIR).glob("**/*.y*ml")):
+        if path.name in KUSTOMIZATION_FILES:
+            continue
+        try:
+            documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        except (OSError, yaml.YAMLError) as error:
+            raise OverlayError(f"{path.relative_to(repo)}: not YAML: {error}") from error
+        found.extend(document for document in documents if isinstance(document, dict))
+    return found
+
+
+def _custom_resources(repo: Path) -> CheckResult:
+    try:
+        built = build_overlays(repo)
+        objects: dict[str, Manifest] = {}  # one of each, by content
+        for manifest in [m for ms in built.values() for m in ms] + component_objects(repo):
+            if is_custom_resource(manifest):
+                objects.setdefault(json.dumps(manifest, sort_keys=True), manifest)
+        problems = custom_resource_problems(list(objects.values()))
+    except OverlayError as error:
+        return CheckResult(False, str(error))
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        more = f" (+{len(unique) - 3} more)" if len(unique) > 3 else ""
+        return CheckResult(False, f"{len(unique)} invalid: " + " | ".join(unique[:3]) + more)
+    kinds = sorted({describe(m) for m in objects.values()})
+    if not kinds:
+        return CheckResult(True, "no custom resources")
+    return CheckResult(
+        True, f"{len(kinds)} custom resources valid against their CRD schemas: {', '.join(kinds)}"
+    )
+
+
 # ------------------------------------------------------------------ checks
 def _kustomize(repo: Path) -> CheckResult:
     try:
@@ -148,9 +319,12 @@ def _kubernetes_validate(repo: Path) -> CheckResult:
         return CheckResult(False, str(error))
     version = utils.latest_version()
     problems: dict[str, list[str]] = {}  # problem -> overlays it occurs in
-    count = 0
+    count = custom = 0
     for overlay, objects in built.items():
         for manifest in objects:
+            if is_custom_resource(manifest):  # the custom-resources check's
+                custom += 1
+                continue
             count += 1
             try:
                 utils.validate(manifest, version, strict=True)
@@ -171,9 +345,11 @@ def _kubernetes_validate(repo: Path) -> CheckResult:
         shown = [f"{problem} [{', '.join(where)}]" for problem, where in problems.items()]
         more = f" (+{len(shown) - 3} more)" if len(shown) > 3 else ""
         return CheckResult(False, f"{len(shown)} invalid: " + " | ".join(shown[:3]) + more)
+    left = f"; {custom} custom resources left to custom-resources" if custom else ""
     return CheckResult(
         True,
-        f"{count} objects in {len(built)} overlays valid against Kubernetes {version} (strict)",
+        f"{count} objects in {len(built)} overlays valid against Kubernetes {version} "
+        f"(strict){left}",
     )
 
 
@@ -203,6 +379,13 @@ def checks(repo: Path, answers: Mapping[str, Any]) -> list[Check]:
             inputs=INPUTS,
             description="The built overlays validate against a current Kubernetes release "
             "(strict schemas).",
+        ),
+        Check(
+            "custom-resources",
+            _custom_resources,
+            inputs=INPUTS,
+            description="Rollouts, AnalysisTemplates, ServiceMonitors and PrometheusRules "
+            "validate against their CRD schemas (@kubernetes-models, offline with Node).",
         ),
         Check(
             "checkov-kubernetes",

@@ -8,9 +8,10 @@ Two backends share the same files: ``torchserve`` (CPU image) and ``torchserve-g
 
 Ports of the container: ``http`` (TorchServe's inference API), ``management``,
 ``metrics`` (Prometheus) and ``health``. The probes use ``health``, served by the
-container's main process (``serving/server.py``): the production config keeps
-TorchServe's token authorization on, and then TorchServe's own ``/ping`` refuses a
-request without the inference token (400), which the kubelet cannot send.
+container's main process (``python -m mlgen_runtime.backends.torchserve``): the
+production config keeps TorchServe's token authorization on, and then TorchServe's own
+``/ping`` refuses a request without the inference token (400), which the kubelet cannot
+send.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ PORTS = (
 )
 COMMAND = (
     "python",
-    f"{HOME}/serve.py",
+    "-m",
+    "mlgen_runtime.backends.torchserve",
     "--config",
     f"{HOME}/config.properties",
     "--workdir",

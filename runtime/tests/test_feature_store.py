@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +67,24 @@ def test_repo_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
 def test_missing_definitions(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no Feast definitions"):
         feature_store.load_definitions(tmp_path)
+
+
+def test_the_command_writes_the_repositorys_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    written: list[tuple[int, int]] = []
+
+    def write_source(rows: int, seed: int) -> Path:
+        written.append((rows, seed))
+        return tmp_path
+
+    command = partial(
+        feature_store.main, prog="fs", repo=tmp_path, write_source=write_source, rows=5
+    )
+    assert command(["write-source"]) == 0
+    assert command(["write-source", "--rows", "9", "--seed", "1"]) == 0
+    assert written == [(5, 42), (9, 1)]
+    assert capsys.readouterr().out == f"wrote {tmp_path}\n" * 2
+    with pytest.raises(SystemExit) as usage:
+        command([])
+    assert usage.value.code == 2

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_support import SCHEMA, model_file, write_model
 
+from mlgen_runtime.drift import build_profile, save_profile
 from mlgen_runtime.serving import create_app
 from mlgen_runtime.serving.online_drift import OnlineDrift, ProfileError, load_reference_bins
 
@@ -32,29 +33,8 @@ def sample(rows: int, seed: int, shift: float = 0.0) -> np.ndarray:
 
 
 def write_profile(path: Path, X: np.ndarray) -> Path:
-    """A version 1 reference profile of ``X``, in the format generated repositories write
-    (numeric: quantile edges and bin shares; categorical: levels and counts)."""
-    features = []
-    for index, feature in enumerate(SCHEMA.features):
-        column = X[:, index].astype(np.float64)
-        record = {"name": feature.name, "kind": feature.kind, "n": len(column), "missing": 0}
-        if feature.kind == "numeric":
-            edges = np.unique(np.quantile(column, np.linspace(0, 1, 11)[1:-1]).astype(np.float32))
-            bins = np.searchsorted(edges, X[:, index], side="right")
-            shares = np.bincount(bins, minlength=edges.size + 1) / len(column)
-            record |= {"edges": edges.tolist(), "proportions": shares.tolist()}
-        else:
-            levels = np.asarray(feature.levels, dtype=np.float64)
-            record |= {
-                "levels": levels.tolist(),
-                "counts": [int((column == level).sum()) for level in levels],
-            }
-        features.append(record)
-    data = {"format": "churn.reference-profile", "version": 1, "dtype": "float32", "n_rows": len(X)}
-    path.write_text(
-        json.dumps({**data, "created_at": "2026-01-01T00:00:00+00:00", "features": features})
-    )
-    return path
+    """The reference profile of ``X`` that training writes (the drift package's)."""
+    return save_profile(build_profile(X, SCHEMA.names, features=SCHEMA.features), path)
 
 
 def psi_by_hand(profile: Path, X: np.ndarray) -> dict[str, float]:

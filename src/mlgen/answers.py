@@ -101,6 +101,15 @@ def _integer_in(low: int, high: int) -> Validator:
     return check
 
 
+def _one_of(*choices: str) -> Validator:
+    def check(value: Any) -> str:
+        if value not in choices:
+            return f"{value!r} is not one of {', '.join(choices)}"
+        return ""
+
+    return check
+
+
 def _cron_field(text: str, low: int, high: int) -> bool:
     for part in text.split(","):
         base, _, step = part.partition("/")
@@ -138,6 +147,8 @@ VALIDATORS: dict[str, Validator] = {
     "canary_weight_percent": _integer_in(1, 50),
     "latency_slo_p95_ms": _number_in(0, 60_000, low_open=True),
     "error_rate_slo": _number_in(0, 1, low_open=True, high_open=True),
+    "delivery": _one_of("argo-rollouts", "kustomize"),
+    "observation_window_minutes": _integer_in(5, 1440),
     "min_roc_auc": _number_in(0.5, 1, low_open=True),
     "psi_threshold": _number_in(0, 10, low_open=True),
     "ks_pvalue_threshold": _number_in(0, 1, low_open=True, high_open=True),

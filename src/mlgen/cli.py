@@ -334,10 +334,13 @@ def update(
       mlgen update -d serving_backend=triton
       mlgen update --branch tpl-v2 --push repos/
     """
+    from mlgen import live_status
     from mlgen.fleet import (
+        RepoOutcome,
         expand_targets,
         file_lines,
         options_from,
+        progress_line,
         summary_rows,
         update_fleet,
     )
@@ -357,7 +360,24 @@ def update(
         push=push,
         message=message,
     )
-    outcomes = update_fleet(repos, options, jobs)
+    # Progress on stderr: live lines on a terminal; in a CI log one line per repository
+    # of a fleet (a single repository's table follows at once, so it needs none).
+    status = live_status.current()
+    fleet_log = len(repos) > 1 or status.interactive
+
+    def started(repo: Path) -> None:
+        status.begin(str(repo), f"updating {repo}")
+
+    def finished(outcome: RepoOutcome) -> None:
+        status.end(outcome.repo, progress_line(outcome) if len(repos) > 1 else None)
+
+    outcomes = update_fleet(
+        repos,
+        options,
+        jobs,
+        on_done=finished if fleet_log else None,
+        on_start=started if fleet_log else None,
+    )
     if as_json:
         click.echo(json.dumps([outcome.as_json() for outcome in outcomes], indent=2))
     else:

@@ -204,7 +204,10 @@ def _not_started(repo: Path) -> RepoOutcome:
 
 
 def _update_sequentially(
-    repos: list[Path], options: UpdateOptions, on_done: Callable[[RepoOutcome], None] | None
+    repos: list[Path],
+    options: UpdateOptions,
+    on_start: Callable[[Path], None] | None,
+    on_done: Callable[[RepoOutcome], None] | None,
 ) -> list[RepoOutcome]:
     outcomes: list[RepoOutcome] = []
     with raising_on_signals() as state:
@@ -212,6 +215,8 @@ def _update_sequentially(
             if state.received is not None:
                 outcomes.append(_not_started(repo))
                 continue
+            if on_start:
+                on_start(repo)
             try:
                 outcome = update_one(repo, options)
             except Interrupted:
@@ -278,15 +283,18 @@ def update_fleet(
     options: UpdateOptions,
     jobs: int | None = None,
     on_done: Callable[[RepoOutcome], None] | None = None,
+    on_start: Callable[[Path], None] | None = None,
 ) -> list[RepoOutcome]:
     """Update every repository, ``jobs`` at a time (default: one per CPU core).
 
+    ``on_start(repo)`` and ``on_done(outcome)`` are called in this process as each
+    repository starts and finishes (the CLI shows progress with them).
     SIGINT/SIGTERM stop the run (see the module docstring); the rows then say
     ``interrupted`` or ``not started`` for the repositories it did not finish.
     """
     workers = max(1, min(jobs or os.cpu_count() or 1, len(repos)))
     if workers == 1:
-        return _update_sequentially(repos, options, on_done)
+        return _update_sequentially(repos, options, on_start, on_done)
     # forkserver: never fork a process that may already run threads (copier, git); the
     # preload makes each worker a cheap fork of a process that has mlgen imported.
     context = multiprocessing.get_context("forkserver")
@@ -305,6 +313,8 @@ def update_fleet(
                 process.start()
                 sender.close()
                 running[index] = _Running(index, process, receiver)
+                if on_start:
+                    on_start(repos[index])
             for index in _collect(
                 running, slots, repos, timeout=0.1, stopping=lambda: state.received is not None
             ):
@@ -335,6 +345,13 @@ def _stop(running: dict[int, _Running], slots: list[RepoOutcome | None], repos: 
             detail=f"killed mid-update; check it and restore with `{RESTORE_COMMAND}`",
         )
     running.clear()
+
+
+def progress_line(outcome: RepoOutcome) -> str:
+    """The line a finished repository leaves in the progress output."""
+    counts = ", ".join(f"{count} {action}" for action, count in outcome.counts if count)
+    detail = outcome.detail or counts
+    return f"{outcome.repo}: {outcome.result}" + (f" ({detail})" if detail else "")
 
 
 def _short(old: str, new: str) -> tuple[str, str]:

@@ -6,8 +6,12 @@ code, configuration); it imports everything else from here and gets fixes by bum
 
 * :mod:`mlgen_runtime.schema`: feature schema objects and the input matrix
 * :mod:`mlgen_runtime.export`: write, check and load ONNX, TorchScript and SavedModel artifacts
-* :mod:`mlgen_runtime.backends`: helpers for specific model servers (Triton)
+* :mod:`mlgen_runtime.backends`: helpers for specific model servers (Triton, TorchServe)
 * :mod:`mlgen_runtime.process`: start a local server, wait until ready, always stop it
+* :mod:`mlgen_runtime.smoke`: the pieces of every backend's end-to-end smoke test
+* :mod:`mlgen_runtime.training`: the gate and export checks around training;
+  :mod:`mlgen_runtime.artifacts`: model digests, versions and ``metrics.json``
+* :mod:`mlgen_runtime.testing`: helpers for a repository's own suite (extra ``test``)
 * :mod:`mlgen_runtime.drift`: the reference profile, KS / chi-square / PSI drift checks
   and the ``python -m mlgen_runtime.drift`` command
 * :mod:`mlgen_runtime.ab`: assignment (:mod:`~mlgen_runtime.ab.assignment`, for serving)

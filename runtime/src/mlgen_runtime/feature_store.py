@@ -1,5 +1,6 @@
 """Feast helpers: open a feature repository, apply its definitions, build a
-point-in-time training set, materialize and read online features.
+point-in-time training set, materialize and read online features, and the
+``write-source`` / ``apply`` / ``materialize`` command of a repository (:func:`main`).
 
 Needs the ``feast`` extra. The Feast definitions (entities, sources, feature views) stay
 in the model repository's ``feature_repo/``; these functions take the repository's
@@ -9,9 +10,10 @@ module that imports this one starts fast.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -141,3 +143,38 @@ def online_features(
     )
     result: dict[str, list[Any]] = response.to_dict()
     return result
+
+
+def main(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    repo: Path,
+    write_source: Callable[[int, int], Path],
+    rows: int = 20_000,
+    seed: int = 42,
+) -> int:
+    """A repository's feature-store command; returns the exit status.
+
+    ``write-source [--rows N] [--seed S]`` calls the repository's ``write_source(rows,
+    seed)`` (its synthetic or exported source data); ``apply`` registers the definitions
+    in ``repo`` (:func:`apply`); ``materialize`` loads the latest values into the online
+    store (:func:`materialize`).
+    """
+    parser = argparse.ArgumentParser(prog=prog)
+    commands = parser.add_subparsers(dest="command", required=True)
+    write = commands.add_parser("write-source", help="write the source data")
+    write.add_argument("--rows", type=int, default=rows)
+    write.add_argument("--seed", type=int, default=seed)
+    commands.add_parser("apply", help="register the Feast definitions")
+    commands.add_parser("materialize", help="load the latest values into the online store")
+    args = parser.parse_args(argv)
+    if args.command == "write-source":
+        print(f"wrote {write_source(args.rows, args.seed)}")
+    elif args.command == "apply":
+        apply(repo)
+        print(f"applied Feast definitions in {repo}")
+    else:
+        materialize(store(repo))
+        print("materialized the latest features into the online store")
+    return 0

@@ -1,6 +1,19 @@
 """Helpers for specific model servers, one module per server (standard library only unless
 a module says otherwise).
 
+* :mod:`mlgen_runtime.backends.torchserve`: start TorchServe, wait until the model has a
+  READY worker, answer the kubelet's probes, stop the whole process group (also the
+  container's main process, ``python -m mlgen_runtime.backends.torchserve``);
+* :mod:`mlgen_runtime.backends.kserve`: KServe's model server for a repository's schema
+  and exported model (v1 and v2 protocols, REST and gRPC; needs ``kserve``);
+* :mod:`mlgen_runtime.backends.tfserving_config`: TF Serving's ``models.config``,
+  ``monitoring.config`` and ``batching.config`` read with its own schemas and checked
+  (needs ``tensorflow-serving-api``);
+* :mod:`mlgen_runtime.backends.tfserving_local`: LOCAL ONLY, run a
+  ``tensorflow_model_server`` binary on loopback where one is installed;
+* :mod:`mlgen_runtime.backends.torchserve_handler`: TorchServe's handler of a TorchScript
+  model with its feature schema (needs torch and ``ts``), on
+  :mod:`~mlgen_runtime.backends.torchserve_requests` (request parsing, standard library);
 * :mod:`mlgen_runtime.backends.triton_local`: LOCAL ONLY, run the tritonserver of the
   ``nvidia-pytriton`` wheel on loopback for smoke tests and serving tests;
 * :mod:`mlgen_runtime.backends.triton_config`: ``config.pbtxt`` validated with Triton's

@@ -61,13 +61,25 @@ class SchemaFeature(Protocol):
 
 
 @dataclass(frozen=True, eq=False)
-class NumericReference:
-    """The training distribution of one numeric feature.
+class _Counted:
+    """What every feature reference holds.
 
     Attributes:
         name: the feature name.
         n: training rows with a value (NaN excluded).
         missing: training rows without a value.
+    """
+
+    name: str
+    n: int
+    missing: int
+
+
+@dataclass(frozen=True, eq=False)
+class NumericReference(_Counted):
+    """The training distribution of one numeric feature (and :class:`_Counted`'s fields).
+
+    Attributes:
         edges: inner bin edges (sorted, distinct); bin ``i`` is
             ``[edges[i-1], edges[i])`` with open-ended outer bins.
         proportions: the share of training values in each of the ``len(edges) + 1`` bins.
@@ -77,9 +89,6 @@ class NumericReference:
         exact: whether ``values`` are all the distinct training values.
     """
 
-    name: str
-    n: int
-    missing: int
     edges: np.ndarray
     proportions: np.ndarray
     values: np.ndarray
@@ -91,20 +100,14 @@ class NumericReference:
 
 
 @dataclass(frozen=True, eq=False)
-class CategoricalReference:
-    """The training distribution of one categorical feature.
+class CategoricalReference(_Counted):
+    """The training distribution of one categorical feature (and :class:`_Counted`'s fields).
 
     Attributes:
-        name: the feature name.
-        n: training rows with a value (NaN excluded).
-        missing: training rows without a value.
         levels: the known codes (sorted).
         counts: training rows at each level.
     """
 
-    name: str
-    n: int
-    missing: int
     levels: np.ndarray
     counts: np.ndarray
 

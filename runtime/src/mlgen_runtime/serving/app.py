@@ -7,6 +7,7 @@
 * ``GET /health``: liveness (200 while the process runs);
 * ``GET /ready``: readiness (200 once every configured model is loaded, else 503);
 * ``GET /metrics``: Prometheus metrics (:mod:`.metrics`, :mod:`.online_drift`);
+* ``/v2/...``: the Open Inference Protocol (KServe v2 REST), :mod:`.v2`;
 * ``GET /openapi.json`` and ``/docs``: the schema of the routes above.
 
 The service starts even when a model is missing or unreadable: it logs one line,
@@ -33,6 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from mlgen_runtime.schema import FeatureSchema
 from mlgen_runtime.serving.experiment import CONTROL, TREATMENT, Experiment
 from mlgen_runtime.serving.fast_path import VARIANT_KEY, ServingMiddleware
+from mlgen_runtime.serving.faults import Faults
 from mlgen_runtime.serving.metrics import ServingMetrics
 from mlgen_runtime.serving.model import ModelFile, ServedModel, logger
 from mlgen_runtime.serving.models import (
@@ -53,6 +55,7 @@ from mlgen_runtime.serving.online_drift import (
     ProfileError,
 )
 from mlgen_runtime.serving.predictor import Predictor
+from mlgen_runtime.serving.v2 import add_v2_routes
 
 DEFAULT_MAX_BATCH_SIZE = 256
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -105,6 +108,7 @@ def create_app(
     drift_min_rows: int = MIN_ROWS,
     latency_slo_seconds: float | None = None,
     fast_path: bool = True,
+    faults: Faults | None = None,
 ) -> FastAPI:
     """Build the service; its models are loaded when the app starts (its lifespan).
 
@@ -126,6 +130,8 @@ def create_app(
         latency_slo_seconds: the p95 latency objective, a bound of the latency histogram.
         fast_path: answer valid predictions in front of FastAPI (see :mod:`.fast_path`);
             off, the route answers every request (same answers, slower).
+        faults: TEST-ONLY injected latency and errors (:mod:`.faults`); ``None``, the
+            default, injects nothing.
 
     Raises:
         ValueError: a limit is not positive.
@@ -271,15 +277,28 @@ def create_app(
         """Prometheus metrics of this app."""
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    v2_paths = add_v2_routes(
+        app,
+        name=title,
+        schema=schema,
+        models=models,
+        predictor=predictor,
+        decision_threshold=decision_threshold,
+        max_batch_size=max_batch_size,
+        server_version=version,
+    )
     app.add_middleware(
         ServingMiddleware,
         metrics=metrics,
         max_body_bytes=max_body_bytes,
         predictor=predictor,
         request_model=PredictRequest,
-        endpoints={route.path for route in app.routes if hasattr(route, "path")},
+        endpoints={route.path for route in app.routes if hasattr(route, "path")} | v2_paths,
         fast_path=fast_path,
+        faults=faults,
     )
+    if faults is not None:
+        logger.warning("%s TEST-ONLY fault injection ON: %s", title, faults)
     return app
 
 

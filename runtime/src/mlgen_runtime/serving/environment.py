@@ -12,6 +12,8 @@
 ``ONLINE_DRIFT_WINDOW``    rows per block of the drift window (default 10,000)
 ``REFERENCE_PROFILE_PATH`` the training profile (default: ``reference_profile.json``
                            next to the model)
+``MLGEN_TEST_FAULTS``      TEST-ONLY injected latency and errors (:mod:`.faults`);
+                           unset (the default, and in every deployment): none
 ========================== ========================================================
 """
 
@@ -27,6 +29,7 @@ from fastapi import FastAPI
 from mlgen_runtime.schema import FeatureSchema
 from mlgen_runtime.serving.app import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BODY_BYTES, create_app
 from mlgen_runtime.serving.experiment import Experiment, experiment_from_env
+from mlgen_runtime.serving.faults import faults_from_env
 from mlgen_runtime.serving.model import Loader, ModelFile
 from mlgen_runtime.serving.online_drift import DEFAULT_WINDOW_ROWS
 
@@ -139,5 +142,6 @@ def app_from_env(
             if drift_window_rows is not None
             else positive_int_from_env("ONLINE_DRIFT_WINDOW", DEFAULT_WINDOW_ROWS, env)
         ),
+        faults=faults_from_env(env),
         **options,
     )

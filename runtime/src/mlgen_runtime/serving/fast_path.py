@@ -25,6 +25,7 @@ from pydantic import RootModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlgen_runtime.serving.experiment import NO_VARIANT
+from mlgen_runtime.serving.faults import Faults
 from mlgen_runtime.serving.metrics import ServingMetrics
 from mlgen_runtime.serving.models import MAX_USER_ID_LENGTH
 from mlgen_runtime.serving.predictor import INTERNAL_ERROR, Predictor, error_body
@@ -103,6 +104,7 @@ class ServingMiddleware:
         request_model: the route's request model (``PredictRequest``).
         endpoints: the paths counted under their own name (others count as ``other``).
         fast_path: answer valid predictions here (off: every request goes to FastAPI).
+        faults: TEST-ONLY latency and errors for prediction requests (:mod:`.faults`).
     """
 
     def __init__(
@@ -114,8 +116,10 @@ class ServingMiddleware:
         request_model: type[RootModel],  # type: ignore[type-arg]
         endpoints: Collection[str],
         fast_path: bool = True,
+        faults: Faults | None = None,
     ) -> None:
         self.app = app
+        self.faults = faults
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.predictor = predictor
@@ -155,7 +159,10 @@ class ServingMiddleware:
                     await _send_json(send_and_record_status, 413, self.too_large, close=True)
                     return
                 answer = None
-                if path == PREDICT_PATH and method == "POST" and self.fast_path:
+                predict = path == PREDICT_PATH and method == "POST"
+                if predict and self.faults is not None and await self.faults.inject():
+                    answer = 500, INTERNAL_ERROR, NO_VARIANT
+                elif predict and self.fast_path:
                     answer = self._fast_answer(body, content_type, user)
                 if answer is None:
                     await self.app(scope, _replay(body, receive), send_and_record_status)

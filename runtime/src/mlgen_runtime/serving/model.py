@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from mlgen_runtime.artifacts import model_version
 
 Predict = Callable[[np.ndarray], np.ndarray]
 """A loaded model: the ``float32`` input matrix ``[n, features]`` in, the positive-class
@@ -22,18 +23,11 @@ logger = logging.getLogger("uvicorn.error")  # uvicorn prints this logger's line
 def file_version(path: Path) -> str:
     """A short, content-derived version of an exported model: ``sha256-<12 hex>``.
 
-    A directory artifact hashes its files' relative paths and contents, in sorted order.
+    The same as :func:`mlgen_runtime.artifacts.model_version` (a directory artifact hashes
+    its files' relative paths and contents, in sorted order), so the version a service
+    reports matches the digest training recorded in ``metrics.json``.
     """
-    path = Path(path)
-    if not path.is_dir():
-        with path.open("rb") as handle:
-            return f"sha256-{hashlib.file_digest(handle, 'sha256').hexdigest()[:12]}"
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with file.open("rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
-    return f"sha256-{digest.hexdigest()[:12]}"
+    return model_version(path)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ generated repositories write): the quantile bins of a numeric feature (its ``edg
 ``proportions``), one bin per level of a categorical one (its ``levels`` and ``counts``)
 plus an "other" bin. Only counts are kept, a few hundred integers whatever the traffic.
 When Prometheus scrapes ``/metrics`` the population stability index of each feature is
-computed from them (:func:`psi`, the offline drift check's formula) and exported as
+computed from them (:func:`mlgen_runtime.drift.stattests.psi`, the offline check's) and exported as
 ``model_feature_psi{feature="..."}``.
 
 **Window**: counts go into a current block; when it holds ``window_rows`` rows it
@@ -33,15 +33,15 @@ from typing import Any
 import numpy as np
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from mlgen_runtime.drift import DriftInputError, NumericReference, ReferenceProfile
+from mlgen_runtime.drift.stattests import psi
+
 DEFAULT_WINDOW_ROWS = 10_000
 """Rows per block of the sliding window (``ONLINE_DRIFT_WINDOW``)."""
 MIN_ROWS = 1_000
 """PSI is exported once the window holds at least this many rows."""
 BUFFER_ROWS = 256
 """Rows buffered between two binning steps."""
-PSI_EPSILON = 1e-4
-"""Bin proportions are floored at this in the PSI (empty bins would divide by zero)."""
-PROFILE_VERSION = 1
 PSI_METRIC = "model_feature_psi"
 ROWS_METRIC = "model_drift_window_rows"
 
@@ -66,55 +66,36 @@ class ReferenceBins:
     expected: np.ndarray
 
 
-def psi(expected: np.ndarray, actual: np.ndarray, epsilon: float = PSI_EPSILON) -> float:
-    """Population stability index of two proportion vectors over the same bins.
-
-    ``sum((a - e) * ln(a / e))`` with both proportions floored at ``epsilon``.
-    """
-    e = np.maximum(np.asarray(expected, dtype=np.float64), epsilon)
-    a = np.maximum(np.asarray(actual, dtype=np.float64), epsilon)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
 def reference_bins(data: Mapping[str, Any]) -> tuple[tuple[ReferenceBins, ...], np.dtype]:
     """The bins of every feature of a profile (the parsed JSON) and its dtype.
 
-    A categorical feature gets a bin per level, split half-way between codes, plus the
-    offline check's "other" level (expected share 0). Served codes are the schema's, all
-    of them levels of the profile, so that bin stays empty online: it is kept so that the
-    PSI sums over the same bins as the offline check's.
+    The profile is read by :meth:`mlgen_runtime.drift.ReferenceProfile.from_dict`, the
+    offline check's reader. A categorical feature gets a bin per level, split half-way
+    between codes, plus the offline check's "other" level (expected share 0). Served codes
+    are the schema's, all of them levels of the profile, so that bin stays empty online: it
+    is kept so that the PSI sums over the same bins as the offline check's.
 
     Raises:
         ProfileError: the data is not a version 1 reference profile.
     """
     try:
-        if not str(data["format"]).endswith("reference-profile") or (
-            data["version"] != PROFILE_VERSION
-        ):
-            raise ProfileError(
-                f"not a version {PROFILE_VERSION} reference profile "
-                f"(format {data['format']!r}, version {data['version']!r})"
-            )
-        dtype = np.dtype(data["dtype"])
-        if dtype not in (np.float32, np.float64):
-            raise ProfileError(f"unsupported profile dtype {data['dtype']!r}")
-        features = []
-        for record in data["features"]:
-            if record["kind"] == "numeric":
-                edges = np.asarray(record["edges"], dtype=np.float64).astype(dtype)
-                expected = np.asarray(record["proportions"], dtype=np.float64)
-                if expected.size != edges.size + 1:
-                    raise ProfileError(f"feature {record['name']!r}: bins and shares disagree")
-            else:
-                levels = np.asarray(record["levels"], dtype=np.float64)
-                edges = ((levels[1:] + levels[:-1]) / 2.0).astype(dtype)
-                counts = np.asarray(record["counts"], dtype=np.float64)
-                expected = np.append(counts, 0.0) / float(record["n"])
-            features.append(ReferenceBins(str(record["name"]), edges, expected))
-    except ProfileError:
-        raise
-    except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
-        raise ProfileError(f"malformed reference profile: {error!r}") from error
+        profile = ReferenceProfile.from_dict(data)
+    except DriftInputError as error:
+        raise ProfileError(str(error)) from error
+    dtype = np.dtype(profile.dtype)
+    features = []
+    for ref in profile.features:
+        if isinstance(ref, NumericReference):
+            edges, expected = ref.edges, ref.proportions
+            if expected.size != edges.size + 1:
+                raise ProfileError(f"feature {ref.name!r}: bins and shares disagree")
+        else:
+            levels = ref.levels.astype(np.float64)
+            edges = ((levels[1:] + levels[:-1]) / 2.0).astype(dtype)
+            if not ref.n:
+                raise ProfileError(f"feature {ref.name!r}: no training values")
+            expected = np.append(ref.counts, 0) / float(ref.n)
+        features.append(ReferenceBins(ref.name, edges, expected))
     return tuple(features), dtype
 
 

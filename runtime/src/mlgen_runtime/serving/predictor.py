@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import operator
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, TypeAdapter
@@ -23,6 +23,24 @@ from mlgen_runtime.serving.online_drift import OnlineDrift
 
 logger = logging.getLogger("uvicorn.error")
 INTERNAL_ERROR = b'{"detail":"internal server error"}'
+
+
+class Prediction(NamedTuple):
+    """What :meth:`Predictor.predict` answers.
+
+    Attributes:
+        status: 200, 503 (the variant's model is not loaded) or 500 (it failed).
+        variant: the variant that answered.
+        version: its model's version (``None`` when it is not loaded).
+        probabilities: the positive-class probability of each row (status 200).
+        error: why not (status 503 or 500).
+    """
+
+    status: int
+    variant: str
+    version: str | None
+    probabilities: Sequence[float]
+    error: str = ""
 
 
 def error_body(detail: str) -> bytes:
@@ -72,39 +90,49 @@ class Predictor:
         """The status, JSON body and variant (metric label) of the answer to ``payload``
         (a validated request: a batch or a single row) with the ``X-User-Id`` header."""
         user_id = payload.user_id if payload.user_id is not None else user_header
+        batch = isinstance(payload, self.batch_model)
+        rows = payload.instances if batch else (payload,)
+        features = np.array([self.row_values(row) for row in rows], dtype=np.float32)
+        outcome = self.predict(features, user_id)
+        if outcome.status != 200:
+            return outcome.status, error_body(outcome.error), outcome.variant
+        threshold = self.threshold
+        body = self.dump(
+            {
+                "predictions": [
+                    {"probability": p, "label": 1 if p >= threshold else 0}
+                    for p in outcome.probabilities
+                ],
+                "model_version": outcome.version,
+                "variant": outcome.variant,
+            }
+        )
+        return 200, body, outcome.variant
+
+    def predict(self, features: np.ndarray, user_id: str | None) -> Prediction:
+        """Route ``features`` (the ``float32`` input matrix, rows already validated) to the
+        user's variant, predict in one model call, count: what every prediction route
+        does. A model that is not loaded gives 503, one that fails 500 (logged)."""
         variant = CONTROL if self.experiment is None else self.experiment.variant_for(user_id)
         model = self.models[variant]
         if model.predict is None:
-            return 503, error_body(f"model not ready: {model.error}"), variant
-        batch = isinstance(payload, self.batch_model)
-        rows = payload.instances if batch else (payload,)
+            return Prediction(503, variant, None, (), f"model not ready: {model.error}")
         try:
-            features = np.array([self.row_values(row) for row in rows], dtype=np.float32)
             # One call for the whole batch. A small model answers in microseconds, less
             # than a hop to a worker thread would cost, so it runs on the event loop.
             probabilities = np.asarray(model.predict(features), dtype=np.float64).tolist()
-            if len(probabilities) != len(rows) or not all(
+            if len(probabilities) != len(features) or not all(
                 0.0 <= p <= 1.0
                 for p in probabilities  # NaN fails this too
             ):
                 raise ValueError(
-                    f"the model returned {len(probabilities)} probabilities for {len(rows)} "
-                    f"rows, or some outside [0, 1]: {probabilities[:5]}"
+                    f"the model returned {len(probabilities)} probabilities for "
+                    f"{len(features)} rows, or some outside [0, 1]: {probabilities[:5]}"
                 )
             if self.drift is not None:
                 self.drift.update(features)
             self.metrics.observe_probabilities(variant, probabilities)
         except Exception:
             logger.exception("%s %s model failed to predict", self.name, variant)
-            return 500, INTERNAL_ERROR, variant
-        threshold = self.threshold
-        body = self.dump(
-            {
-                "predictions": [
-                    {"probability": p, "label": 1 if p >= threshold else 0} for p in probabilities
-                ],
-                "model_version": model.version,
-                "variant": variant,
-            }
-        )
-        return 200, body, variant
+            return Prediction(500, variant, model.version, (), "internal server error")
+        return Prediction(200, variant, model.version, probabilities)

@@ -1,84 +1,79 @@
-"""Run TorchServe for the {{ model_name }} model: start, wait until the model is ready, stop.
+"""Run TorchServe: start it, wait until the model is ready, answer the kubelet, stop it.
 
-Used three ways, so it imports only the standard library:
+Standard library only: the serving image (``pytorch/torchserve``) installs mlgen-runtime
+without its dependencies and runs this module as its main process. Used three ways:
 
-* ``python -m {{ package_name }}.serving.server`` serves ``artifacts/model-store`` on
-  this machine with ``serving/config.local.properties`` (loopback, no token);
-* the smoke test and the tests use :func:`running_server`: a private working folder,
-  free loopback ports, and a clean stop whatever happens;
-* the container runs this file as its main process (``serve.py``) with the production
-  ``config.properties``. It then also answers Kubernetes' probes on ``--health-port``:
+* a repository's smoke test and serving tests use :func:`running_server`: a private
+  working folder, free loopback ports, and a clean stop whatever happens;
+* ``python -m mlgen_runtime.backends.torchserve --config serving/config.local.properties
+  --model-store artifacts/model-store`` serves a model store on this machine;
+* the container runs ``python -m mlgen_runtime.backends.torchserve --config
+  /home/model-server/config.properties --workdir /tmp/torchserve --health-port 8083``
+  with the production config. It then also answers Kubernetes' probes on the health port:
   with token authorization on, TorchServe's own ``/ping`` answers 400 to a request
   without the inference token, so the kubelet cannot use it; this process holds the
   tokens (``key_file.json`` in its working folder) and asks TorchServe for it.
 
-Health endpoints (``--health-port``): ``GET /live`` is 200 while TorchServe runs and its
-inference port answers HTTP; ``GET /ready`` is 200 once the management API reports a
-READY worker for the model, else 503 with the reason.
+Health endpoints: ``GET /live`` is 200 while TorchServe runs and its inference port
+answers HTTP; ``GET /ready`` is 200 once the management API reports a READY worker for
+the model, else 503 with the reason.
 
 Stopping (SIGTERM, SIGINT, or leaving :func:`running_server`): ``torchserve --stop``
-(TorchServe's Java frontend shuts its workers down), then, after a grace period,
-SIGKILL to the whole process group, so no Java or worker process is left behind.
+(TorchServe's Java frontend shuts its workers down), then
+:func:`mlgen_runtime.process.stop` on the whole process group, so no Java or worker
+process is left behind.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-MODEL_NAME = "{{ model_name }}"
-HOST = "127.0.0.1"
+from mlgen_runtime import process
+
+HOST = process.HOST
 READY_TIMEOUT_SECONDS = 90.0
 STOP_GRACE_SECONDS = 20.0
 REQUEST_TIMEOUT_SECONDS = 5.0
 KEY_FILE = "key_file.json"
 LOG_CONFIG = "log4j2.xml"
+OUTPUT_FILE = "torchserve.out"
 ADDRESS_KEYS = ("inference_address", "management_address", "metrics_address")
-# Loopback only: never send these requests through an HTTP proxy from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class ServerError(RuntimeError):
+class ServerError(process.ServerError):
     """TorchServe did not start, did not get the model ready, or did not stop."""
 
 
-# ------------------------------------------------------------------ configuration
-def repo_serving_dir() -> Path | None:
-    """``serving/`` of the repository when this file runs from its source tree."""
-    here = Path(__file__).resolve()
-    if len(here.parents) > 3 and (here.parents[3] / "serving").is_dir():
-        return here.parents[3] / "serving"
+def unavailable() -> str | None:
+    """Why TorchServe cannot run here, or ``None`` when it can."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "java is not installed (TorchServe's frontend is a Java program)"
+    if importlib.util.find_spec("ts") is None:
+        return "the torchserve package is not installed"
+    if importlib.util.find_spec("yaml") is None:
+        return "PyYAML is not installed (TorchServe's workers need it and would restart forever)"
     return None
 
 
-def default_local_config() -> Path:
-    """``serving/config.local.properties`` of the repository (or of the working folder)."""
-    return (repo_serving_dir() or Path.cwd() / "serving") / "config.local.properties"
-
-
-def default_model_store() -> Path:
-    """``artifacts/model-store`` of the repository (or of the working folder)."""
-    serving = repo_serving_dir()
-    return (serving.parent if serving else Path.cwd()) / "artifacts" / "model-store"
-
-
+# ------------------------------------------------------------------ configuration
 def read_properties(path: Path) -> dict[str, str]:
     """A Java properties file as a dict (``#``/``!`` comments, ``=`` or ``:`` separators,
     backslash line continuations), the format TorchServe reads ``config.properties`` in."""
@@ -108,30 +103,18 @@ def write_properties(path: Path, properties: Mapping[str, str]) -> None:
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def free_port(host: str = HOST) -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+def model_names(properties: Mapping[str, str]) -> list[str]:
+    """The models ``load_models`` names (``name=file.mar`` or ``file.mar``), in order."""
+    names = []
+    for entry in properties.get("load_models", "").split(","):
+        entry = entry.strip()
+        if entry and entry not in ("all", "ALL"):
+            name, _, archive = entry.partition("=")
+            names.append(name if archive else name.removesuffix(".mar"))
+    return names
 
 
-def loopback_config(base: Path, model_store: Path, host: str = HOST) -> dict[str, str]:
-    """``base`` with every API (gRPC too) on a free port of ``host``, serving ``model_store``.
-
-    A relative ``metrics_config`` is made absolute against ``base``'s folder, so the
-    copy can be written anywhere; ``load_models`` is dropped (the caller names the
-    model on the command line).
-    """
-    properties = local_paths(read_properties(base), Path(base), model_store)
-    for key in ADDRESS_KEYS:
-        properties[key] = f"http://{host}:{free_port(host)}"
-    for api in ("inference", "management"):  # TorchServe always opens its gRPC APIs too
-        properties[f"grpc_{api}_address"] = host
-        properties[f"grpc_{api}_port"] = str(free_port(host))
-    return properties
-
-
-def local_paths(properties: dict[str, str], base: Path, model_store: Path) -> dict[str, str]:
+def local_paths(properties: Mapping[str, str], base: Path, model_store: Path) -> dict[str, str]:
     """``properties`` (read from ``base``) serving ``model_store``, runnable here.
 
     ``load_models`` is dropped (the model is named on the command line); a
@@ -139,16 +122,29 @@ def local_paths(properties: dict[str, str], base: Path, model_store: Path) -> di
     exist here (the container's path in config.properties) is replaced by the file
     of the same name next to ``base``.
     """
-    properties = {**properties, "model_store": str(model_store)}
-    properties.pop("load_models", None)
-    metrics_config = properties.get("metrics_config")
+    local = {**properties, "model_store": str(model_store)}
+    local.pop("load_models", None)
+    metrics_config = local.get("metrics_config")
     if metrics_config:
         path = Path(metrics_config)
         if not path.is_absolute():
-            path = base.parent / path
+            path = Path(base).parent / path
         if not path.is_file():
-            path = base.parent / path.name
-        properties["metrics_config"] = str(path.resolve())
+            path = Path(base).parent / path.name
+        local["metrics_config"] = str(path.resolve())
+    return local
+
+
+def loopback_config(base: Path, model_store: Path, host: str = HOST) -> dict[str, str]:
+    """``base`` with every API (gRPC too) on a free port of ``host``, serving ``model_store``
+    (see :func:`local_paths`)."""
+    properties = local_paths(read_properties(base), Path(base), model_store)
+    ports = iter(process.free_ports(len(ADDRESS_KEYS) + 2, host))
+    for key in ADDRESS_KEYS:
+        properties[key] = f"http://{host}:{next(ports)}"
+    for api in ("inference", "management"):  # TorchServe always opens its gRPC APIs too
+        properties[f"grpc_{api}_address"] = host
+        properties[f"grpc_{api}_port"] = str(next(ports))
     return properties
 
 
@@ -159,7 +155,7 @@ def http(
     method: str = "GET",
     timeout: float = REQUEST_TIMEOUT_SECONDS,
 ) -> tuple[int, Any]:
-    """One request; the status and the decoded JSON body (text if it is not JSON)."""
+    """One request (no proxy); the status and the decoded JSON body (text if it is not JSON)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(url, headers=headers, method=method)
     try:
@@ -195,38 +191,39 @@ class TorchServe:
     ``workdir`` is its working folder: ``key_file.json`` (token authorization), the
     ``logs/`` and the ``tmp/`` folder TorchServe unpacks archives and keeps its pid file
     in (a private ``TMPDIR``, so servers of other checkouts are never touched).
+    ``models`` are ``name=file.mar`` entries passed on the command line.
     """
 
     config: Path
     workdir: Path
-    model_name: str = MODEL_NAME
+    model_name: str
     models: tuple[str, ...] = ()
     properties: dict[str, str] = field(default_factory=dict)
     log_config: Path | None = None
     capture: bool = True
     """Write TorchServe's output to ``workdir/torchserve.out`` (else: inherit stdout)."""
     process: subprocess.Popen[bytes] | None = None
-    _output: Any = None
+    _output: IO[bytes] | None = None
 
     @classmethod
     def from_config(
         cls,
         config: Path,
         workdir: Path,
-        model_name: str = MODEL_NAME,
+        model_name: str | None = None,
         models: tuple[str, ...] = (),
         log_config: Path | None = None,
     ) -> TorchServe:
+        """The server of ``config``; ``model_name`` defaults to the first of ``load_models``."""
+        properties = read_properties(config)
+        names = model_names(properties) or [entry.split("=")[0] for entry in models]
+        if model_name is None and not names:
+            raise ServerError(f"{config}: load_models names no model; pass the model name")
+        name = model_name or names[0]
         return cls(
-            Path(config).resolve(),
-            Path(workdir).resolve(),
-            model_name,
-            models,
-            read_properties(config),
-            log_config,
+            Path(config).resolve(), Path(workdir).resolve(), name, models, properties, log_config
         )
 
-    # -- addresses and tokens
     def url(self, api: str) -> str:
         """Base URL of ``api`` (``inference``, ``management`` or ``metrics``), loopback."""
         address = self.properties.get(f"{api}_address", "")
@@ -234,6 +231,7 @@ class TorchServe:
 
     @property
     def token_auth(self) -> bool:
+        """Whether TorchServe's token authorization is on (absent means on)."""
         return self.properties.get("disable_token_authorization", "false").lower() != "true"
 
     def token(self, kind: str) -> str | None:
@@ -250,20 +248,20 @@ class TorchServe:
         """Ask TorchServe for a new ``kind`` key (the old one expired)."""
         http(f"{self.url('management')}/token?type={kind}", self.token("API"), method="PUT")
 
-    # -- lifecycle
     def environment(self) -> dict[str, str]:
-        tmp = self.workdir / "tmp"
-        logs = self.workdir / "logs"
+        """TorchServe's environment: a private ``TMPDIR`` and log folder in ``workdir``."""
+        tmp, logs = str(self.workdir / "tmp"), str(self.workdir / "logs")
         return {
             **os.environ,
-            "TMPDIR": str(tmp),
-            "TEMP": str(tmp),
-            "LOG_LOCATION": str(logs),
-            "METRICS_LOCATION": str(logs),
+            "TMPDIR": tmp,
+            "TEMP": tmp,
+            "LOG_LOCATION": logs,
+            "METRICS_LOCATION": logs,
             "PYTHONUNBUFFERED": "1",
         }
 
     def command(self, *arguments: str) -> list[str]:
+        """The ``torchserve`` command (the one beside this interpreter first)."""
         beside = Path(sys.executable).parent / "torchserve"
         executable = str(beside) if beside.is_file() else shutil.which("torchserve")
         if executable is None:
@@ -282,7 +280,7 @@ class TorchServe:
         if self.log_config is not None:
             arguments += ["--log-config", str(self.log_config)]
         if self.capture:
-            self._output = (self.workdir / "torchserve.out").open("wb")
+            self._output = (self.workdir / OUTPUT_FILE).open("wb")
         self.process = subprocess.Popen(
             self.command(*arguments),
             cwd=self.workdir,
@@ -294,6 +292,7 @@ class TorchServe:
         )
 
     def running(self) -> bool:
+        """Whether the TorchServe process runs."""
         return self.process is not None and self.process.poll() is None
 
     def model_status(self) -> tuple[bool, str]:
@@ -323,40 +322,36 @@ class TorchServe:
             return False, f"inference API: {error}"
         return status < 500, f"/ping answered {status}"
 
-    def wait_until_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> float:
-        """Wait for ``/ping`` to say Healthy and the model to have a READY worker.
+    def healthy(self) -> bool:
+        """``/ping`` says Healthy and the model has a READY worker (``/ping`` alone is not
+        enough: it answers Healthy while a worker that cannot load the model restarts)."""
+        status, body = http(f"{self.url('inference')}/ping", self.token("inference"))
+        if status != 200:
+            raise OSError(f"/ping: {status} {body}")
+        ready, reason = self.model_status()
+        if not ready:
+            raise OSError(reason)
+        return True
 
-        ``/ping`` alone is not enough: it answers Healthy while a worker that cannot
-        load the model restarts forever. Returns the seconds waited.
+    def wait_until_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> float:
+        """Wait until :meth:`healthy`; return the seconds waited.
+
+        Raises:
+            ServerError: TorchServe exited or was not ready in time (with its log's end).
         """
-        started = time.monotonic()
-        last = "no answer yet"
-        while time.monotonic() - started < timeout:
-            if not self.running():
-                raise ServerError(
-                    f"TorchServe exited with status {self.process.returncode}"
-                    if self.process
-                    else "TorchServe was not started"
-                )
-            try:
-                status, body = http(f"{self.url('inference')}/ping", self.token("inference"))
-            except OSError as error:
-                last = f"/ping: {error}"
-            else:
-                if status == 200:
-                    ready, last = self.model_status()
-                    if ready:
-                        return time.monotonic() - started
-                else:
-                    last = f"/ping: {status} {body}"
-            time.sleep(0.25)
-        raise ServerError(f"the model was not ready within {timeout:.0f} s (last: {last})")
+        if self.process is None:
+            raise ServerError("TorchServe was not started")
+        try:
+            return process.wait_until_ready(
+                self.healthy, timeout, process=self.process, interval=0.25
+            )
+        except process.ServerError as error:
+            raise ServerError(f"{error}\n{self.log_tail()}", error.returncode) from None
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
-        """``torchserve --stop``, then SIGKILL to whatever of the process group is left."""
+        """``torchserve --stop``, then :func:`mlgen_runtime.process.stop` on the group."""
         if self.process is None:
             return
-        group = self.process.pid
         if self.process.poll() is None:
             with contextlib.suppress(OSError, subprocess.SubprocessError, ServerError):
                 subprocess.run(
@@ -369,68 +364,41 @@ class TorchServe:
                 )
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=grace)
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(group, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and _group_alive(group):
-                time.sleep(0.1)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
+        process.stop(self.process, 5.0, group=True)
         if self._output is not None:
             self._output.close()
-        if _group_alive(group):
-            raise ServerError(f"processes of TorchServe's group {group} are still running")
 
     def log_tail(self, lines: int = 30) -> str:
-        """The end of TorchServe's output and logs, for error messages."""
+        """The end of TorchServe's output and model log, for error messages."""
         parts = []
-        for path in (self.workdir / "torchserve.out", self.workdir / "logs" / "model_log.log"):
-            if path.is_file():
-                text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-                parts.append(f"--- {path.name} ---\n" + "\n".join(text[-lines:]))
+        for path in (self.workdir / OUTPUT_FILE, self.workdir / "logs" / "model_log.log"):
+            tail = process.output_tail(path, lines)
+            if tail:
+                parts.append(f"--- {path.name} ---\n{tail}")
         return "\n".join(parts)
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager
 def running_server(
-    mar: Path,
-    config: Path | None = None,
-    timeout: float = READY_TIMEOUT_SECONDS,
-    model_name: str = MODEL_NAME,
-    host: str = HOST,
+    mar: Path, config: Path, timeout: float = READY_TIMEOUT_SECONDS, host: str = HOST
 ) -> Iterator[TorchServe]:
-    """Serve ``mar`` on free ports of ``host`` until the block ends; yield the server.
+    """Serve the archive ``mar`` (``<model name>.mar``) on free ports of ``host`` until the
+    block ends; yield the server.
 
-    ``config`` (default ``serving/config.local.properties``) is copied with its
+    ``config`` (a repository's ``serving/config.local.properties``) is copied with its
     addresses, model store and metrics config rewritten. The server is stopped however
     the block ends; a :class:`ServerError` carries the end of TorchServe's logs.
     """
     mar = Path(mar).resolve()
-    base = Path(config or default_local_config())
+    model_name = mar.name.removesuffix(".mar")
     with tempfile.TemporaryDirectory(prefix="torchserve-") as scratch:
         workdir = Path(scratch)
         written = workdir / "config.properties"
-        write_properties(written, loopback_config(base, mar.parent, host))
+        write_properties(written, loopback_config(Path(config), mar.parent, host))
         server = TorchServe.from_config(written, workdir, model_name, (f"{model_name}={mar.name}",))
         try:
             server.start()
-            try:
-                server.wait_until_ready(timeout)
-            except ServerError as error:
-                raise ServerError(f"{error}\n{server.log_tail()}") from None
+            server.wait_until_ready(timeout)
             yield server
         finally:
             server.stop()
@@ -466,33 +434,20 @@ def health_server(server: TorchServe, port: int, host: str = "0.0.0.0") -> Threa
 
 
 # ------------------------------------------------------------------ command line
-def serve(
-    config: Path,
-    workdir: Path,
-    model_name: str,
-    models: tuple[str, ...],
-    health_port: int | None,
-    health_host: str,
-    log_config: Path | None = None,
-) -> int:
-    """Run TorchServe in the foreground until it exits or a stop signal arrives."""
-    server = TorchServe.from_config(config, workdir, model_name, models, log_config)
+def serve(server: TorchServe, health_port: int | None, health_host: str = "0.0.0.0") -> int:
+    """Run ``server`` in the foreground (its output on this process's) until it exits or
+    SIGTERM / SIGINT arrives; answer the probes on ``health_port``. Returns the exit status."""
     server.capture = False  # the container's log is this process's standard output
     stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stopping.set())
     health = health_server(server, health_port, health_host) if health_port else None
     server.start()
     if health is not None:
         threading.Thread(target=health.serve_forever, daemon=True).start()
     print(
-        f"torchserve started (pid {server.process.pid if server.process else '?'}); "
-        f"inference {server.url('inference')}, management {server.url('management')}, "
-        f"metrics {server.url('metrics')}"
+        f"torchserve started; inference {server.url('inference')}, management "
+        f"{server.url('management')}, metrics {server.url('metrics')}"
         + (f", health http://{health_host}:{health_port}" if health else ""),
         flush=True,
     )
@@ -507,58 +462,47 @@ def serve(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
+    """``python -m mlgen_runtime.backends.torchserve``; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m {{ package_name }}.serving.server", description=__doc__.splitlines()[0]
+        prog="python -m mlgen_runtime.backends.torchserve", description=__doc__.splitlines()[0]
     )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help="TorchServe config.properties (default: "
-        "serving/config.local.properties, served from artifacts/)",
-    )
+    parser.add_argument("--config", type=Path, required=True, help="TorchServe config.properties")
     parser.add_argument(
         "--model-store",
         type=Path,
         default=None,
-        help="folder with the .mar (default: the config's model_store, else artifacts/model-store)",
+        help="serve <model name>.mar from this folder (local: the config's paths are rewritten)",
     )
-    parser.add_argument("--model-name", default=MODEL_NAME)
+    parser.add_argument("--model-name", default=None, help="default: the config's load_models")
     parser.add_argument(
         "--workdir",
         type=Path,
         default=None,
-        help="working folder: key_file.json, logs/, tmp/ (default: artifacts/torchserve)",
+        help="key_file.json, logs/, tmp/ (default: ./torchserve)",
     )
-    parser.add_argument(
-        "--health-port", type=int, default=None, help="also answer /live and /ready on this port"
-    )
+    parser.add_argument("--health-port", type=int, default=None, help="answer /live and /ready")
     parser.add_argument("--health-host", default="0.0.0.0")
     args = parser.parse_args(argv)
-    workdir = (args.workdir or default_model_store().parent / "torchserve").resolve()
+    workdir = (args.workdir or Path("torchserve")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    config = args.config
+    config: Path = args.config
     # log4j2.xml next to the config (the container's): TorchServe logs to stdout only.
-    log_config = config.parent / LOG_CONFIG if config is not None else None
+    log_config: Path | None = config.parent / LOG_CONFIG
     if log_config is not None and not log_config.is_file():
         log_config = None
     models: tuple[str, ...] = ()
-    if config is None or args.model_store is not None:
-        base = config or default_local_config()
-        store = (args.model_store or default_model_store()).resolve()
-        mar = store / f"{args.model_name}.mar"
-        if not mar.is_file():
-            parser.error(
-                f"{mar} does not exist: build it with python -m {{ package_name }}.serving.archive"
-            )
-        config = workdir / "config.properties"
-        write_properties(config, local_paths(read_properties(base), base, store))
-        models = (f"{args.model_name}={mar.name}",)
     try:
-        return serve(
-            config, workdir, args.model_name, models, args.health_port, args.health_host, log_config
-        )
+        if args.model_store is not None:
+            base = read_properties(config)
+            name = args.model_name or (model_names(base) or [""])[0]
+            mar = args.model_store.resolve() / f"{name}.mar"
+            if not mar.is_file():
+                parser.error(f"{mar} does not exist: build the model archive first")
+            config = workdir / "config.properties"
+            write_properties(config, local_paths(base, args.config, mar.parent))
+            models = (f"{name}={mar.name}",)
+        server = TorchServe.from_config(config, workdir, args.model_name, models, log_config)
+        return serve(server, args.health_port, args.health_host)
     except ServerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,153 @@
+"""TorchServe request parsing and answers for a schema-checked model (standard library only).
+
+:mod:`mlgen_runtime.backends.torchserve_handler` uses these in TorchServe's workers; they
+need neither torch nor TorchServe, so they are tested (and usable) anywhere.
+
+A request body is one feature object, or ``{"instances": [...]}`` for a batch of at most
+``max_batch_size`` objects. Every feature must be present, be a JSON number (not a string,
+boolean or ``null``), finite and inside its range; a categorical feature must be one of
+its integer codes; unknown keys are refused. Features are the schema's dicts (``name``,
+``kind``, ``minimum``, ``maximum``), as a repository's export stores them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from typing import Any
+
+DEFAULT_MAX_BATCH_SIZE = 256
+BAD_REQUEST = 400
+
+Problem = dict[str, Any]
+"""One problem of a request: ``{"loc": [...], "msg": "..."}``."""
+
+
+def max_batch_size_from_env() -> int:
+    """``$MAX_BATCH_SIZE`` as a positive integer (default 256)."""
+    text = os.environ.get("MAX_BATCH_SIZE", "").strip()
+    if not text:
+        return DEFAULT_MAX_BATCH_SIZE
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"MAX_BATCH_SIZE must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def file_version(path: str) -> str:
+    """``sha256-<first 12 hex digits>`` of a file: the model version when none is set."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256-{digest.hexdigest()[:12]}"
+
+
+def sampled(values: list[float], limit: int) -> list[float]:
+    """At most ``limit`` of ``values``, evenly spaced (all of them when they fit)."""
+    if len(values) <= limit:
+        return values
+    step = len(values) / limit
+    return [values[int(index * step)] for index in range(limit)]
+
+
+def decode_body(request: Any) -> tuple[Any, list[Problem]]:
+    """The JSON document of one TorchServe request, or the problem with it.
+
+    TorchServe hands the handler ``{"body": ...}``: already parsed for a valid
+    ``application/json`` body, ``bytes``/``str`` otherwise (then parsed here).
+    """
+    body = request.get("body", request.get("data")) if isinstance(request, dict) else request
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None, [{"loc": ["body"], "msg": "the body is not UTF-8 text"}]
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except json.JSONDecodeError as error:
+            return None, [{"loc": ["body"], "msg": f"the body is not valid JSON: {error}"}]
+    return body, []
+
+
+def row_problems(row: Any, features: list[dict[str, Any]], loc: list[Any]) -> list[Problem]:
+    """Everything wrong with one feature object (empty when it is valid)."""
+    if not isinstance(row, dict):
+        return [{"loc": loc, "msg": "an example must be an object of feature values"}]
+    problems: list[Problem] = []
+    names = [feature["name"] for feature in features]
+    for name in sorted(set(row) - set(names)):
+        problems.append({"loc": [*loc, name], "msg": "unknown feature"})
+    for feature in features:
+        name = feature["name"]
+        where = [*loc, name]
+        if name not in row:
+            problems.append({"loc": where, "msg": "missing feature"})
+            continue
+        value = row[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append({"loc": where, "msg": f"must be a number, got {json.dumps(value)}"})
+        elif not math.isfinite(value):
+            problems.append({"loc": where, "msg": f"must be a finite number, got {value}"})
+        elif not feature["minimum"] <= value <= feature["maximum"]:
+            problems.append(
+                {
+                    "loc": where,
+                    "msg": f"must be between {feature['minimum']:g} and {feature['maximum']:g}, "
+                    f"got {value:g}",
+                }
+            )
+        elif feature["kind"] == "categorical" and not float(value).is_integer():
+            codes = list(range(int(feature["minimum"]), int(feature["maximum"]) + 1))
+            problems.append(
+                {"loc": where, "msg": f"must be one of the codes {codes}, got {value:g}"}
+            )
+    return problems
+
+
+def parse_rows(
+    body: Any, features: list[dict[str, Any]], max_batch_size: int
+) -> tuple[list[list[float]], list[Problem]]:
+    """The feature rows of one request body (in feature order), or its problems."""
+    if isinstance(body, dict) and "instances" in body:
+        extra = sorted(set(body) - {"instances"})
+        if extra:
+            return [], [{"loc": [name], "msg": "unknown field next to instances"} for name in extra]
+        instances = body["instances"]
+        if not isinstance(instances, list) or not instances:
+            return [], [{"loc": ["instances"], "msg": "instances must be a non-empty list"}]
+        if len(instances) > max_batch_size:
+            return [], [
+                {
+                    "loc": ["instances"],
+                    "msg": (
+                        f"a batch holds at most {max_batch_size} instances, got {len(instances)}"
+                    ),
+                }
+            ]
+        rows, locations = instances, [["instances", index] for index in range(len(instances))]
+    else:
+        rows, locations = [body], [[]]
+    problems = [
+        p
+        for row, loc in zip(rows, locations, strict=True)
+        for p in row_problems(row, features, loc)
+    ]
+    if problems:
+        return [], problems
+    return [[float(row[feature["name"]]) for feature in features] for row in rows], []
+
+
+def invalid_answer(problems: list[Problem]) -> dict[str, Any]:
+    """The 400 answer of a request with ``problems``: the first in ``message``, all listed."""
+    first = problems[0]
+    location = ".".join(str(part) for part in first["loc"]) or "body"
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return {
+        "code": BAD_REQUEST,
+        "type": "InvalidInput",
+        "message": f"{location}: {first['msg']}{more}",
+        "problems": problems,
+    }
