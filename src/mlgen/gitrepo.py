@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -58,7 +59,7 @@ def _added_paths(repo: Path, commit: str) -> set[str]:
     diff_tree = ["diff-tree", "-r", "-z", "-M", "--root", "--name-status", "--no-commit-id"]
     listing = subprocess.run(["git", "-C", str(repo), *diff_tree, commit], capture_output=True)
     prefix = _git(repo, "rev-parse", "--show-prefix").stdout.strip()
-    fields = [field.decode() for field in listing.stdout.split(b"\0") if field]
+    fields = [os.fsdecode(field) for field in listing.stdout.split(b"\0") if field]
     added: set[str] = set()
     index = 0
     while index < len(fields):

@@ -308,9 +308,9 @@ def pristine_generation(repo: Path, plugin_bodies: Mapping[str, bytes | None]) -
     generated, and a file the user never touched would conflict. The generation commit
     (:func:`mlgen.gitrepo.generation_commit`) holds what was generated, unless the user
     edited before committing it. That is checked where it can be: every plugin file whose
-    pristine body ``.mlgen/plugins.json`` kept must be committed exactly so (the model code
-    is among them); otherwise the commit is not used. Files that existed before that commit
-    are the user's, not generated, and are left out.
+    pristine body ``.mlgen/plugins.json`` kept (in the previous release, the model code
+    among them) must be committed exactly so; otherwise the commit is not used. Files that
+    existed before that commit are the user's, not generated, and are left out.
     """
     commit = generation_commit(repo, ANSWERS_FILE)
     if commit is None:
