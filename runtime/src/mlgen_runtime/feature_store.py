@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlgen_runtime import profile
 from mlgen_runtime.schema import Feature
 
 REPO_ENV = "FEATURE_REPO_DIR"
@@ -39,10 +41,12 @@ def repo_dir(default: Path) -> Path:
 
 
 def store(repo: Path) -> Any:
-    """A ``feast.FeatureStore`` on the repository folder ``repo``."""
+    """A ``feast.FeatureStore`` on the repository folder ``repo``, configured by the active
+    profile's file (``feature_store.yaml``, or ``feature_store.production.yaml`` with
+    ``MLGEN_PROFILE=production``: :func:`mlgen_runtime.profile.feature_store_yaml`)."""
     from feast import FeatureStore
 
-    return FeatureStore(repo_path=str(repo))
+    return FeatureStore(repo_path=str(repo), fs_yaml_file=profile.feature_store_yaml(repo))
 
 
 def load_definitions(repo: Path, filename: str = "definitions.py") -> ModuleType:
@@ -159,7 +163,8 @@ def main(
     ``write-source [--rows N] [--seed S]`` calls the repository's ``write_source(rows,
     seed)`` (its synthetic or exported source data); ``apply`` registers the definitions
     in ``repo`` (:func:`apply`); ``materialize`` loads the latest values into the online
-    store (:func:`materialize`).
+    store (:func:`materialize`). In the production profile the stores are checked first:
+    a misconfigured or unreachable one is one line on stderr and exit status 1.
     """
     parser = argparse.ArgumentParser(prog=prog)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -169,6 +174,12 @@ def main(
     commands.add_parser("apply", help="register the Feast definitions")
     commands.add_parser("materialize", help="load the latest values into the online store")
     args = parser.parse_args(argv)
+    if args.command != "write-source":
+        try:
+            profile.check(mlflow=False)  # before anything is written
+        except profile.ProfileError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     if args.command == "write-source":
         print(f"wrote {write_source(args.rows, args.seed)}")
     elif args.command == "apply":
