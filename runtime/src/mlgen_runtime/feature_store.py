@@ -149,6 +149,48 @@ def online_features(
     return result
 
 
+def source_frame(feature_store: Any, view: str, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The offline rows of feature view ``view``'s batch source (a Feast ``FileSource``:
+    Parquet, a path relative to the feature repository or absolute), ``columns`` only
+    when given. Other sources (a warehouse) raise ``NotImplementedError``: count their
+    rows with the warehouse's own SQL."""
+    from feast import FileSource
+
+    source = feature_store.get_feature_view(view).batch_source
+    if not isinstance(source, FileSource):
+        raise NotImplementedError(
+            f"the source of {view!r} is a {type(source).__name__}: only FileSource rows "
+            "are read here"
+        )
+    path = FileSource.get_uri_for_file_path(feature_store.repo_path, source.path)
+    frame: pd.DataFrame = pd.read_parquet(path, columns=list(columns) or None)
+    return frame
+
+
+def ingestion_column(feature_store: Any, view: str) -> str:
+    """The column that says when a source row arrived: the source's
+    ``created_timestamp_column``, else its event ``timestamp_field``."""
+    source = feature_store.get_feature_view(view).batch_source
+    return str(source.created_timestamp_column or source.timestamp_field)
+
+
+def latest_ingestion(feature_store: Any, view: str) -> datetime | None:
+    """The newest ingestion time (:func:`ingestion_column`) in ``view``'s source, in UTC;
+    ``None`` for an empty source. A model trained now has seen every row up to it."""
+    column = ingestion_column(feature_store, view)
+    values = pd.to_datetime(source_frame(feature_store, view, [column])[column], utc=True)
+    return None if values.empty else values.max().to_pydatetime()
+
+
+def rows_since(feature_store: Any, view: str, cutoff: datetime | None) -> int:
+    """How many rows of ``view``'s source arrived after ``cutoff`` (all, for ``None``)."""
+    column = ingestion_column(feature_store, view)
+    values = pd.to_datetime(source_frame(feature_store, view, [column])[column], utc=True)
+    if cutoff is None:
+        return len(values)
+    return int((values > pd.Timestamp(cutoff).tz_convert("UTC")).sum())
+
+
 def main(
     argv: Sequence[str] | None,
     *,

@@ -8,9 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
+from conftest import driver_repo, write_drivers
 
 from mlgen_runtime import feature_store, profile, servers
 from mlgen_runtime.process import free_port
@@ -28,27 +27,6 @@ online_store:
 offline_store:
   type: file
 entity_key_serialization_version: 3
-"""
-DEFINITIONS = """\
-from datetime import timedelta
-from pathlib import Path
-
-from feast import Entity, FeatureView, Field, FileSource, ValueType
-from feast.types import Float32
-
-driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)
-driver_stats = FeatureView(
-    name="driver_stats",
-    entities=[driver],
-    ttl=timedelta(days=30),
-    schema=[Field(name="speed", dtype=Float32)],
-    online=True,
-    source=FileSource(
-        name="driver_source",
-        path=str(Path(__file__).parent / "data" / "drivers.parquet"),
-        timestamp_field="event_timestamp",
-    ),
-)
 """
 
 
@@ -75,19 +53,9 @@ def production(
 def test_feast_applies_to_postgres_and_serves_online_features_from_redis(
     production: dict[str, str], tmp_path: Path
 ) -> None:
-    repo = tmp_path / "feature_repo"
-    (repo / "data").mkdir(parents=True)
-    (repo / "feature_store.yaml").write_text("project: never_read\n", encoding="utf-8")
-    (repo / "feature_store.production.yaml").write_text(PRODUCTION_CONFIG, encoding="utf-8")
-    (repo / "definitions.py").write_text(DEFINITIONS, encoding="utf-8")
+    repo = driver_repo(tmp_path / "feature_repo", "project: never_read\n", PRODUCTION_CONFIG)
     now = datetime.now(UTC).replace(microsecond=0)
-    pd.DataFrame(
-        {
-            "driver_id": np.array([1, 1, 2], np.int64),
-            "speed": np.array([10.0, 20.0, 30.0], np.float32),
-            "event_timestamp": [now - timedelta(days=2), now - timedelta(days=1), now],
-        }
-    ).to_parquet(repo / "data" / "drivers.parquet", index=False)
+    write_drivers(repo, [1, 1, 2], [now - timedelta(days=2), now - timedelta(days=1), now])
 
     assert profile.check() is not None
     applied = feature_store.apply(repo)
