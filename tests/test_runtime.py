@@ -15,7 +15,7 @@ from tests.conftest import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 RUNTIME = REPO_ROOT / "runtime"
-EXTRAS = ("serving", "onnx", "stats", "registry", "feast", "triton", "test")
+EXTRAS = ("serving", "onnx", "stats", "registry", "feast", "production", "triton", "test")
 
 
 def test_runtime_integration_suite() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlgen_runtime import profile
 from mlgen_runtime.schema import Feature
 
 REPO_ENV = "FEATURE_REPO_DIR"
@@ -39,10 +41,12 @@ def repo_dir(default: Path) -> Path:
 
 
 def store(repo: Path) -> Any:
-    """A ``feast.FeatureStore`` on the repository folder ``repo``."""
+    """A ``feast.FeatureStore`` on the repository folder ``repo``, configured by the active
+    profile's file (``feature_store.yaml``, or ``feature_store.production.yaml`` with
+    ``MLGEN_PROFILE=production``: :func:`mlgen_runtime.profile.feature_store_yaml`)."""
     from feast import FeatureStore
 
-    return FeatureStore(repo_path=str(repo))
+    return FeatureStore(repo_path=str(repo), fs_yaml_file=profile.feature_store_yaml(repo))
 
 
 def load_definitions(repo: Path, filename: str = "definitions.py") -> ModuleType:
@@ -145,6 +149,48 @@ def online_features(
     return result
 
 
+def source_frame(feature_store: Any, view: str, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The offline rows of feature view ``view``'s batch source (a Feast ``FileSource``:
+    Parquet, a path relative to the feature repository or absolute), ``columns`` only
+    when given. Other sources (a warehouse) raise ``NotImplementedError``: count their
+    rows with the warehouse's own SQL."""
+    from feast import FileSource
+
+    source = feature_store.get_feature_view(view).batch_source
+    if not isinstance(source, FileSource):
+        raise NotImplementedError(
+            f"the source of {view!r} is a {type(source).__name__}: only FileSource rows "
+            "are read here"
+        )
+    path = FileSource.get_uri_for_file_path(feature_store.repo_path, source.path)
+    frame: pd.DataFrame = pd.read_parquet(path, columns=list(columns) or None)
+    return frame
+
+
+def ingestion_column(feature_store: Any, view: str) -> str:
+    """The column that says when a source row arrived: the source's
+    ``created_timestamp_column``, else its event ``timestamp_field``."""
+    source = feature_store.get_feature_view(view).batch_source
+    return str(source.created_timestamp_column or source.timestamp_field)
+
+
+def latest_ingestion(feature_store: Any, view: str) -> datetime | None:
+    """The newest ingestion time (:func:`ingestion_column`) in ``view``'s source, in UTC;
+    ``None`` for an empty source. A model trained now has seen every row up to it."""
+    column = ingestion_column(feature_store, view)
+    values = pd.to_datetime(source_frame(feature_store, view, [column])[column], utc=True)
+    return None if values.empty else values.max().to_pydatetime()
+
+
+def rows_since(feature_store: Any, view: str, cutoff: datetime | None) -> int:
+    """How many rows of ``view``'s source arrived after ``cutoff`` (all, for ``None``)."""
+    column = ingestion_column(feature_store, view)
+    values = pd.to_datetime(source_frame(feature_store, view, [column])[column], utc=True)
+    if cutoff is None:
+        return len(values)
+    return int((values > pd.Timestamp(cutoff).tz_convert("UTC")).sum())
+
+
 def main(
     argv: Sequence[str] | None,
     *,
@@ -159,7 +205,8 @@ def main(
     ``write-source [--rows N] [--seed S]`` calls the repository's ``write_source(rows,
     seed)`` (its synthetic or exported source data); ``apply`` registers the definitions
     in ``repo`` (:func:`apply`); ``materialize`` loads the latest values into the online
-    store (:func:`materialize`).
+    store (:func:`materialize`). In the production profile the stores are checked first:
+    a misconfigured or unreachable one is one line on stderr and exit status 1.
     """
     parser = argparse.ArgumentParser(prog=prog)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -169,6 +216,12 @@ def main(
     commands.add_parser("apply", help="register the Feast definitions")
     commands.add_parser("materialize", help="load the latest values into the online store")
     args = parser.parse_args(argv)
+    if args.command != "write-source":
+        try:
+            profile.check(mlflow=False)  # before anything is written
+        except profile.ProfileError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     if args.command == "write-source":
         print(f"wrote {write_source(args.rows, args.seed)}")
     elif args.command == "apply":

@@ -20,9 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlgen_runtime import profile
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
+TRAINING_CUTOFF_TAG = "mlgen.training_cutoff"
+"""Run tag: the newest ingestion time of the rows a version was trained on (ISO 8601)."""
 _MODEL_FILE = Path(__file__).with_name("_registry_model.py")
 
 
@@ -45,7 +49,13 @@ class Registration:
 
 
 def default_tracking_uri(base_dir: Path) -> str:
-    """``$MLFLOW_TRACKING_URI``, else a SQLite store ``mlflow.db`` in ``base_dir``."""
+    """``$MLFLOW_TRACKING_URI``, else a SQLite store ``mlflow.db`` in ``base_dir``.
+
+    In the production profile (:mod:`mlgen_runtime.profile`) the variable is required and
+    must name PostgreSQL or a tracking server (:class:`~mlgen_runtime.profile.ProfileError`).
+    """
+    if profile.name() == profile.PRODUCTION:
+        return profile.settings().tracking_uri
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(base_dir) / 'mlflow.db'}"
 
 
@@ -63,7 +73,12 @@ def client(tracking_uri: str | None = None) -> Any:
 
 
 def artifact_location(tracking_uri: str) -> str | None:
-    """``mlartifacts/`` beside a SQLite store; ``None`` (the server's default) otherwise."""
+    """Where a new experiment keeps its artifacts: ``$MLGEN_ARTIFACT_LOCATION`` when set
+    (the production profile's artifact store), ``mlartifacts/`` beside a SQLite store,
+    else ``None`` (the tracking server's default)."""
+    configured = os.environ.get(profile.ARTIFACTS_ENV, "").strip()
+    if configured:
+        return configured
     if not tracking_uri.startswith("sqlite:///"):
         return None
     database = Path(tracking_uri.removeprefix("sqlite:///"))
@@ -98,6 +113,20 @@ def current_champion(
     worst = float("-inf") if higher_is_better else float("inf")
     metrics = mlflow_client.get_run(version.run_id).data.metrics
     return str(version.version), float(metrics.get(metric, worst))
+
+
+def champion_tag(model_name: str, tag: str, mlflow_client: Any | None = None) -> str | None:
+    """The value of ``tag`` on the champion's training run; ``None`` when there is no
+    champion or its run lacks the tag."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = mlflow_client or client()
+    try:
+        version = mlflow_client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+    value = mlflow_client.get_run(version.run_id).data.tags.get(tag)
+    return None if value is None else str(value)
 
 
 def assign_alias(
@@ -135,6 +164,7 @@ def log_and_register(
     pip_requirements: Sequence[str] | None = None,
     tracking_uri: str | None = None,
     experiment: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> Registration:
     """Log a run (params, numeric metrics, ``metrics.json``, the model), register a new
     version of ``model_name`` and give it the ``champion`` or ``challenger`` alias.
@@ -150,6 +180,7 @@ def log_and_register(
         pip_requirements: what loading the model needs (default: MLflow's inference).
         tracking_uri: the store (default: MLflow's current one).
         experiment: the experiment's name (default: ``model_name``).
+        tags: run tags, e.g. :data:`TRAINING_CUTOFF_TAG` (what the new-data trigger reads).
     """
     mlflow_client = client(tracking_uri)
     import mlflow
@@ -168,6 +199,8 @@ def log_and_register(
     value = float(metrics[metric])
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(dict(params))
+        if tags:
+            mlflow.set_tags(dict(tags))
         mlflow.log_metrics(
             {
                 key: float(number)

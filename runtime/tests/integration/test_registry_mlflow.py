@@ -1,4 +1,5 @@
-"""Champion/challenger promotion on a real MLflow tracking store and registry (SQLite).
+"""Champion/challenger promotion on a real MLflow tracking store and registry: SQLite (the
+local profile) and PostgreSQL (the production profile's store, a real server).
 
 The registered model is a small real one: a logistic regression whose weights are a
 JSON file, loaded by a ``load_exported`` function in a package written for the test,
@@ -38,10 +39,15 @@ def load_exported(path: Path):
 """
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh SQLite tracking and registry store; its URI."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh tracking and registry store (SQLite file, or a new PostgreSQL database with
+    its artifacts in ``tmp_path/mlartifacts``); its URI."""
+    if request.param == "sqlite":
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    else:
+        uri = request.getfixturevalue("postgres_url")
+        monkeypatch.setenv("MLGEN_ARTIFACT_LOCATION", (tmp_path / "mlartifacts").as_uri())
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
 
@@ -131,7 +137,7 @@ def test_run_holds_params_metrics_and_the_record(
     run = registry.client(store).get_run(registration.run_id)
     assert run.data.params["seed"] == "1"
     assert run.data.metrics == {"roc_auc": 0.9, "rows": 100.0}  # numbers only
-    assert (tmp_path / "mlartifacts").is_dir()  # beside the SQLite file
+    assert (tmp_path / "mlartifacts").is_dir()  # beside the SQLite file, or configured
 
 
 def test_champion_loads_and_predicts_like_the_exported_artifact(
