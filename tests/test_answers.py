@@ -122,3 +122,18 @@ def test_copier_itself_rejects_invalid_answers_naming_the_question(
             vcs_ref="HEAD",
         )
     assert not destination.exists()
+
+
+def test_questions_added_later_keep_an_existing_repositorys_behaviour(template_root: Path) -> None:
+    """An update fills a question the repository predates with the behaviour-keeping answer
+    (an old repository keeps its kustomize canary), never over what it or --data says."""
+    from mlgen.generate import check_answers
+    from mlgen.template import KEEP_BEHAVIOUR_ANSWERS, answers_for_update
+
+    check_answers(KEEP_BEHAVIOUR_ANSWERS, template_root)  # real questions, valid answers
+    old = {"model_name": "churn"}
+    assert answers_for_update(old, {})["delivery"] == "kustomize"
+    assert (
+        answers_for_update({**old, "delivery": "argo-rollouts"}, {})["delivery"] == "argo-rollouts"
+    )
+    assert answers_for_update(old, {"delivery": "argo-rollouts"})["delivery"] == "argo-rollouts"

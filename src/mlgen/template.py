@@ -41,6 +41,19 @@ def question_names(template: Path) -> list[str]:
 
 ANSWERS_FILE = ".copier-answers.yml"
 
+KEEP_BEHAVIOUR_ANSWERS: dict[str, Any] = {"delivery": "kustomize"}
+"""Questions a later template version added whose default would change what an existing
+repository does, with the answer that keeps its behaviour. ``mlgen update`` fills them in
+for a repository whose answers lack them (``--data`` still chooses otherwise); a new
+repository gets the question's default."""
+
+
+def answers_for_update(old: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The answers to render an existing repository's update with: its recorded answers,
+    the behaviour-keeping answers to questions it predates, then ``changes``."""
+    kept = {key: value for key, value in KEEP_BEHAVIOUR_ANSWERS.items() if key not in old}
+    return {**old, **kept, **changes}
+
 
 def recorded_answers(repo: Path) -> dict[str, Any]:
     """The answers recorded in a generated repository's copier answers file."""

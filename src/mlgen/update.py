@@ -56,7 +56,13 @@ from mlgen.merge import is_text, merge_three_way, unified_diff
 from mlgen.python_format import formatted_sides
 from mlgen.record import RECORD_FILE, read_record
 from mlgen.render import render_template
-from mlgen.template import ANSWERS_FILE, TEMPLATE_CONFIG, default_template, recorded_answers
+from mlgen.template import (
+    ANSWERS_FILE,
+    TEMPLATE_CONFIG,
+    answers_for_update,
+    default_template,
+    recorded_answers,
+)
 
 MANIFEST_FILE = ".mlgen/plugins.json"
 OWNED_FILES = (ANSWERS_FILE, MANIFEST_FILE, RECORD_FILE)
@@ -339,7 +345,7 @@ def plan_update(
     changes = dict(data or {})
     if changes:
         check_answers(changes, Path(source) if Path(source).is_dir() else default_template())
-    new_answers = {**old_answers, **changes}
+    new_answers = answers_for_update(old_answers, changes)
     from_commit = str(answers.get("_commit") or "")
     base, base_source = last_generation(repo, source, old_answers, from_commit)
     with tempfile.TemporaryDirectory(prefix="mlgen-update-") as scratch:
