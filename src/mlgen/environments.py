@@ -113,8 +113,10 @@ def shared_environment(
                 install = [uv, "pip", "install", "--quiet", "--compile-bytecode"]
                 _run([*install, "--python", interpreter, *links, *requirements])
             (environment / _COMPLETE_MARKER).write_text("\n".join(requirements) + "\n")
-        if source is not None:
-            wheel = runtime_dist.local_wheel(root)
+        if needs_runtime:
+            # The runtime of this checkout, or the wheel handed over by find-links: a
+            # changed build of the same version replaces the installed one.
+            wheel = runtime_dist.local_wheel(root) if source else runtime_dist.linked_wheel()
             marker = environment / _RUNTIME_MARKER
             if wheel is not None and (
                 not marker.is_file()

@@ -101,6 +101,18 @@ def local_wheel(cache_dir: Path) -> Path | None:
     return _wheel_for(source.resolve(), source_digest(source), root)
 
 
+def linked_wheel() -> Path | None:
+    """The newest ``mlgen-runtime`` wheel in ``$MLGEN_RUNTIME_FIND_LINKS`` when that is a
+    local folder (an installed mlgen's tests and CI hand the runtime over this way), else
+    ``None``. Its folder and name identify what an environment holds: a rebuilt wheel of
+    the same version is reinstalled, not taken for the one already installed."""
+    configured = os.environ.get(FIND_LINKS_ENV)
+    if not configured or not Path(configured).is_dir():
+        return None
+    wheels = sorted(Path(configured).glob("mlgen_runtime-*.whl"), key=lambda p: p.stat().st_mtime)
+    return wheels[-1] if wheels else None
+
+
 def find_links(cache_dir: Path) -> list[str]:
     """uv ``--find-links`` arguments that make ``mlgen-runtime`` resolvable here."""
     links: list[str] = []
