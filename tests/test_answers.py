@@ -25,6 +25,10 @@ VALID = {
     "psi_threshold": [0.1, 0.2, "0.25"],
     "ks_pvalue_threshold": [0.01, 0.05, "0.1"],
     "retrain_schedule": ["0 3 * * 1", "*/15 * * * *", "0 0 1,15 * 1-5", "30 2 * * 0"],
+    "retrain_min_new_rows": [1, 5000, "20000"],
+    "materialize_schedule": ["15 * * * *", "*/30 * * * *"],
+    "training_cpu": ["2", "0.5", "500m", 4],
+    "training_memory": ["4Gi", "512Mi"],
 }
 
 INVALID = {
@@ -66,6 +70,10 @@ INVALID = {
         "*/0 * * * *",
         "0 3 * * 8",
     ],
+    "retrain_min_new_rows": [0, -1, "many", 2.5, True],
+    "materialize_schedule": ["hourly", "0 3 * *"],
+    "training_cpu": ["two", "0", "2 cores", "-1", "1.5m", True],
+    "training_memory": ["4GB", "4", "0Gi", "lots", True],
 }
 
 
@@ -104,6 +112,8 @@ def test_invalid_answers_name_the_field(field: str, value: object) -> None:
         ("psi_threshold", "0"),
         ("ks_pvalue_threshold", "1"),
         ("retrain_schedule", "every week"),
+        ("retrain_min_new_rows", "0"),
+        ("training_memory", "4GB"),
         ("description", "{{ cycler.__init__.__globals__ }}"),
     ],
 )

@@ -151,8 +151,8 @@ def test_manifests_follow_the_backend_and_the_restricted_profile(
 ) -> None:
     container_spec = get_registry().get_backend(backend).backend.container
     built = build_overlays(rendered(backend))
-    assert sorted(built) == ["production", "staging"]  # delivery: argo-rollouts
-    for objects in built.values():
+    assert sorted(built) == ["jobs", "production", "staging"]  # delivery: argo-rollouts
+    for objects in (built["production"], built["staging"]):  # jobs: tests/test_batch_jobs.py
         kinds = sorted(manifest["kind"] for manifest in objects)
         assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= set(
             kinds
@@ -307,7 +307,7 @@ def test_kustomize_delivery_keeps_the_canary_deployment(
 ) -> None:
     repo = render(template_root, tmp_path / "repo", delivery="kustomize")
     built = build_overlays(repo)
-    assert sorted(built) == ["canary", "production", "staging"]
+    assert sorted(built) == ["canary", "jobs", "production", "staging"]
     kinds = {m["kind"] for objects in built.values() for m in objects}
     assert "Rollout" not in kinds and "AnalysisTemplate" not in kinds
     assert (repo / "deploy/canary-gate.toml").is_file()

@@ -1,6 +1,7 @@
 """Checks of the Kubernetes manifests, on what would really be applied.
 
-Every overlay under ``deploy/k8s/overlays`` is built with ``kubectl kustomize``; the built
+Every overlay under ``deploy/k8s/overlays`` (and the batch jobs' kustomization
+``deploy/k8s/jobs``, built as the overlay ``jobs``) is built with ``kubectl kustomize``; the built
 objects are validated against the strict schemas of a current Kubernetes release
 (kubernetes-validate) and scanned by checkov. Building first matters: kustomize patches,
 renames and pins images, and an unknown or removed ``apiVersion`` is only an error with
@@ -41,6 +42,9 @@ from mlgen.environments import cache_root
 from . import _checkov, _memo
 
 OVERLAYS_DIR = Path("deploy/k8s/overlays")
+JOBS_DIR = Path("deploy/k8s/jobs")
+"""The batch jobs (materialization, training, the new-data trigger): built and checked
+like an overlay."""
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 INPUTS = ("deploy/",)
 """What building the overlays reads (kustomize may pull files from anywhere in deploy/)."""
@@ -96,15 +100,15 @@ class OverlayError(Exception):
 
 
 def overlay_dirs(repo: Path) -> list[Path]:
-    """Every kustomize overlay: the folders directly under ``deploy/k8s/overlays``."""
+    """Every kustomize overlay: the folders directly under ``deploy/k8s/overlays``, then
+    ``deploy/k8s/jobs`` when it has a kustomization."""
     root = repo / OVERLAYS_DIR
-    if not root.is_dir():
-        return []
-    return sorted(
+    children = sorted(root.iterdir()) if root.is_dir() else []
+    return [
         child
-        for child in root.iterdir()
+        for child in [*children, repo / JOBS_DIR]
         if child.is_dir() and any((child / name).is_file() for name in KUSTOMIZATION_FILES)
-    )
+    ]
 
 
 def build_overlays(repo: Path) -> dict[str, list[Manifest]]:

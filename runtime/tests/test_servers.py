@@ -37,3 +37,15 @@ def test_redis_runs_with_a_password_and_stops() -> None:
         assert cache.connection_string == f"127.0.0.1:{cache.port},password={cache.password}"
     with pytest.raises(subprocess.CalledProcessError):
         redis_cli(cache, "PING")
+
+
+def test_servers_that_already_run_are_used_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    with servers.postgres() as pg, servers.redis() as cache:
+        monkeypatch.setenv(
+            "MLGEN_TEST_POSTGRES_URL", f"postgresql://{pg.user}:{pg.password}@{pg.host}:{pg.port}"
+        )
+        monkeypatch.setenv("MLGEN_TEST_REDIS_URL", cache.url)
+        with servers.postgres() as same, servers.redis() as same_cache:
+            assert same == pg and same_cache == cache
+            assert same.create_database("external") == "external"
+        assert pg.psql("SELECT 1").strip() == "1"  # still running: nothing was stopped

@@ -139,6 +139,18 @@ def _cron(value: Any) -> str:
     return ""
 
 
+def _quantity(pattern: str, example: str) -> Validator:
+    def check(value: Any) -> str:
+        text = str(value).strip()
+        if isinstance(value, bool) or not re.fullmatch(pattern, text) or not any(
+            character in "123456789" for character in text.rstrip("mKMGTi")
+        ):
+            return f"{value!r} is not a Kubernetes quantity like {example}"
+        return ""
+
+    return check
+
+
 VALIDATORS: dict[str, Validator] = {
     "model_name": _model_name,
     "package_name": _package_name,
@@ -153,6 +165,10 @@ VALIDATORS: dict[str, Validator] = {
     "psi_threshold": _number_in(0, 10, low_open=True),
     "ks_pvalue_threshold": _number_in(0, 1, low_open=True, high_open=True),
     "retrain_schedule": _cron,
+    "retrain_min_new_rows": _integer_in(1, 1_000_000_000),
+    "materialize_schedule": _cron,
+    "training_cpu": _quantity(r"\d+(\.\d+)?|\d+m", "'2', '0.5' or '500m'"),
+    "training_memory": _quantity(r"\d+(Ki|Mi|Gi|Ti)", "'4Gi' or '512Mi'"),
 }
 
 

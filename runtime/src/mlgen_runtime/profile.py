@@ -11,7 +11,9 @@ One code path, chosen by the environment only (never by editing code):
   online store at ``$FEAST_REDIS_CONNECTION_STRING`` (Feast expands the variables).
 
 Credentials are part of those variables: set them from the environment, a CI secret or
-a Kubernetes Secret, never in a committed file.
+a Kubernetes Secret, never in a committed file. A Secret mounted as files works too:
+``$MLGEN_SECRETS_DIR`` names a folder whose files are named like the variables (the
+Secret's keys); a variable already set in the environment wins (:func:`secret_files`).
 
 :func:`check` connects to every store the profile uses *before* anything is written and
 raises :class:`ProfileError` with one line naming the setting and the fix (a wrong URL, a
@@ -24,7 +26,7 @@ from __future__ import annotations
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ __all__ = [
     "check",
     "feature_store_yaml",
     "name",
+    "secret_files",
     "settings",
 ]
 
@@ -51,6 +54,17 @@ REGISTRY_ENV = "FEAST_REGISTRY_URL"
 REDIS_ENV = "FEAST_REDIS_CONNECTION_STRING"
 PRODUCTION_YAML = "feature_store.production.yaml"
 LOCAL_YAML = "feature_store.yaml"
+SECRETS_DIR_ENV = "MLGEN_SECRETS_DIR"
+SECRET_VARIABLES = (
+    TRACKING_ENV,
+    ARTIFACTS_ENV,
+    REGISTRY_ENV,
+    REDIS_ENV,
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+)
+"""The variables a mounted Secret may hold as files."""
 CONNECT_TIMEOUT_SECONDS = 5
 _DATABASE_SCHEMES = ("postgresql", "postgres")
 _URL_EXAMPLE = "postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE"
@@ -83,8 +97,28 @@ def name(environ: Mapping[str, str] | None = None) -> str:
     return value
 
 
+def secret_files(environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """Set the :data:`SECRET_VARIABLES` that ``$MLGEN_SECRETS_DIR`` holds as files (a
+    Kubernetes Secret mounted as a volume) and that ``environ`` (default: this process's
+    environment, where Feast and MLflow read them) does not set yet; return their names."""
+    environ = environ if environ is not None else os.environ
+    folder = environ.get(SECRETS_DIR_ENV, "").strip()
+    if not folder:
+        return []
+    loaded = []
+    for key in SECRET_VARIABLES:
+        path = Path(folder) / key
+        if not environ.get(key) and path.is_file():
+            environ[key] = path.read_text(encoding="utf-8").strip()
+            loaded.append(key)
+    return loaded
+
+
 def feature_store_yaml(repo: Path, environ: Mapping[str, str] | None = None) -> Path:
-    """The Feast configuration of the active profile in the feature repository ``repo``."""
+    """The Feast configuration of the active profile in the feature repository ``repo``
+    (the Secret's files, :func:`secret_files`, are read first)."""
+    if environ is None:
+        secret_files()
     return Path(repo) / (PRODUCTION_YAML if name(environ) == PRODUCTION else LOCAL_YAML)
 
 
@@ -99,7 +133,10 @@ def _required(environ: Mapping[str, str], key: str, what: str) -> str:
 
 
 def settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """The production settings (raises :class:`ProfileError` for a missing one)."""
+    """The production settings (raises :class:`ProfileError` for a missing one); from
+    this process's environment, after :func:`secret_files`, unless ``environ`` is given."""
+    if environ is None:
+        secret_files()
     environ = environ if environ is not None else os.environ
     tracking = _required(environ, TRACKING_ENV, f"MLflow's store ({_URL_EXAMPLE})")
     scheme = urlsplit(tracking).scheme.split("+")[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import operator
 import os
+import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -165,6 +166,7 @@ def log_and_register(
     tracking_uri: str | None = None,
     experiment: str | None = None,
     tags: Mapping[str, str] | None = None,
+    files: Sequence[Path] = (),
 ) -> Registration:
     """Log a run (params, numeric metrics, ``metrics.json``, the model), register a new
     version of ``model_name`` and give it the ``champion`` or ``challenger`` alias.
@@ -181,6 +183,8 @@ def log_and_register(
         tracking_uri: the store (default: MLflow's current one).
         experiment: the experiment's name (default: ``model_name``).
         tags: run tags, e.g. :data:`TRAINING_CUTOFF_TAG` (what the new-data trigger reads).
+        files: more files stored at the run's root (the drift reference profile), which
+            :func:`fetch_latest` downloads with the model.
     """
     mlflow_client = client(tracking_uri)
     import mlflow
@@ -209,6 +213,8 @@ def log_and_register(
             }
         )
         mlflow.log_dict(dict(metrics), "metrics.json")
+        for path in files:
+            mlflow.log_artifact(str(path))
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(_MODEL_FILE),
@@ -230,6 +236,43 @@ def log_and_register(
         previous_champion=champion[0] if champion else None,
         previous_metric=champion[1] if champion else None,
     )
+
+
+def fetch_latest(
+    model_name: str, out_dir: Path, mlflow_client: Any | None = None
+) -> dict[str, Any]:
+    """Download the newest registered version of ``model_name`` into ``out_dir``: its
+    exported artifact and training record (``metrics.json``, with ``registry``: version,
+    alias, run id, as training writes it). What a workflow builds the image from when the
+    training ran elsewhere (the in-cluster Job). Returns the record."""
+    import json
+
+    import mlflow
+
+    mlflow_client = mlflow_client or client()
+    versions = mlflow_client.search_model_versions(f"name='{model_name}'")
+    if not versions:
+        raise LookupError(f"no version of {model_name!r} is registered")
+    newest = max(versions, key=lambda version: int(version.version))
+    latest = mlflow_client.get_model_version(model_name, newest.version)  # with its aliases
+    aliases = list(getattr(latest, "aliases", []) or [])
+    alias = CHAMPION if CHAMPION in aliases else (aliases[0] if aliases else "")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = latest.run_id
+    with tempfile.TemporaryDirectory(dir=out_dir) as staging:
+        exported = mlflow.artifacts.download_artifacts(
+            f"runs:/{run}/model/artifacts", dst_path=staging
+        )
+        for item in Path(exported).iterdir():  # the exported model, beside the record
+            item.replace(out_dir / item.name)
+    for stored in mlflow_client.list_artifacts(run):
+        if not stored.is_dir:  # metrics.json and the files logged with it
+            mlflow.artifacts.download_artifacts(f"runs:/{run}/{stored.path}", dst_path=str(out_dir))
+    record: dict[str, Any] = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
+    record["registry"] = {"version": str(latest.version), "alias": alias, "run_id": run}
+    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record
 
 
 def load_champion(model_name: str, tracking_uri: str | None = None) -> Any:

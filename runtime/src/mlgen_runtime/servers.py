@@ -11,6 +11,10 @@ a free port and always stopped afterwards (:func:`mlgen_runtime.process.running`
   ``postgres`` user (created by the Debian package; ``nobody`` otherwise) via ``setpriv``.
 * :func:`redis`: ``redis-server`` without persistence, with a password.
 
+Where the servers already run (CI service containers), ``$MLGEN_TEST_POSTGRES_URL``
+(``postgresql://USER:PASSWORD@HOST:PORT``) and ``$MLGEN_TEST_REDIS_URL``
+(``redis://:PASSWORD@HOST:PORT``) name them and nothing is started.
+
 Usage::
 
     from mlgen_runtime import servers
@@ -34,12 +38,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mlgen_runtime.process import HOST, free_port, running
 
 __all__ = ["Postgres", "Redis", "postgres", "postgres_binary", "redis"]
 
 POSTGRES_USER = "mlgen"
+POSTGRES_URL_ENV = "MLGEN_TEST_POSTGRES_URL"
+REDIS_URL_ENV = "MLGEN_TEST_REDIS_URL"
 START_TIMEOUT_SECONDS = 60.0
 
 
@@ -135,8 +142,16 @@ def postgres(timeout: float = START_TIMEOUT_SECONDS) -> Iterator[Postgres]:
 
     The superuser is :data:`POSTGRES_USER` with a random password (SCRAM authentication on
     TCP, so a wrong password is refused as in production). The server and its data folder
-    are gone when the block ends.
+    are gone when the block ends. With ``$MLGEN_TEST_POSTGRES_URL`` set, that server is
+    yielded instead (its user must be allowed to create databases).
     """
+    external = os.environ.get(POSTGRES_URL_ENV, "").strip()
+    if external:
+        parts = urlsplit(external)
+        yield Postgres(
+            parts.hostname or HOST, parts.port or 5432, parts.username or "", parts.password or ""
+        )
+        return
     prefix, uid, gid = _run_as()
     password = secrets.token_hex(12)
     with tempfile.TemporaryDirectory(prefix="mlgen-postgres-") as folder:
@@ -165,7 +180,13 @@ def postgres(timeout: float = START_TIMEOUT_SECONDS) -> Iterator[Postgres]:
 @contextmanager
 def redis(timeout: float = START_TIMEOUT_SECONDS) -> Iterator[Redis]:
     """Start ``redis-server`` on a free loopback port, without persistence and with a
-    random password; yield it. The server is stopped when the block ends."""
+    random password; yield it. The server is stopped when the block ends. With
+    ``$MLGEN_TEST_REDIS_URL`` set, that server is yielded instead."""
+    external = os.environ.get(REDIS_URL_ENV, "").strip()
+    if external:
+        parts = urlsplit(external)
+        yield Redis(parts.hostname or HOST, parts.port or 6379, parts.password or "")
+        return
     binary = shutil.which("redis-server")
     if binary is None:
         raise MissingServerError(

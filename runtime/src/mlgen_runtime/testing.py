@@ -31,20 +31,27 @@ from typing import Any
 
 __all__ = ["FuzzReport", "fuzz_app", "isolated_stores"]
 
-_STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "FEATURE_REPO_DIR", "MLFLOW_DISABLE_TELEMETRY")
+_STORE_VARIABLES = (
+    "MLFLOW_TRACKING_URI",
+    "FEATURE_REPO_DIR",
+    "MLFLOW_DISABLE_TELEMETRY",
+    "MLGEN_PROFILE",
+)
 
 
 @contextmanager
 def isolated_stores(root: Path, feature_repo: Path | None = None) -> Iterator[Path]:
     """Point MLflow and Feast at ``root`` until the block ends; yield ``root``.
 
-    MLflow's tracking store and registry become ``root/mlflow.db`` (telemetry off);
+    The profile is ``local``: MLflow's tracking store and registry become
+    ``root/mlflow.db`` (telemetry off);
     ``feature_repo`` (the repository's Feast folder), when given, is copied to
     ``root/feature_repo`` without its ``data/`` and becomes ``$FEATURE_REPO_DIR``. The
     variables are restored afterwards.
     """
     root = Path(root)
     saved = {name: os.environ.get(name) for name in _STORE_VARIABLES}
+    os.environ.pop("MLGEN_PROFILE", None)  # the local profile (mlgen_runtime.profile)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     if feature_repo is not None:

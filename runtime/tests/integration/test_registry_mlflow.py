@@ -154,3 +154,19 @@ def test_champion_loads_and_predicts_like_the_exported_artifact(
 
 def test_no_champion_yet(store: str) -> None:
     assert registry.current_champion("nothing", "roc_auc", registry.client(store)) is None
+
+
+def test_fetch_latest_downloads_the_newest_version_with_its_record(
+    store: str, package: Path, artifact: Path, tmp_path: Path
+) -> None:
+    profile = tmp_path / "reference_profile.json"
+    profile.write_text("{}", encoding="utf-8")
+    _register(store, package, artifact, 0.9)
+    _register(store, package, artifact, 0.8, files=[profile])  # the challenger, newest
+    out = tmp_path / "fetched"
+    record = registry.fetch_latest("toy", out, registry.client(store))
+    assert record["registry"]["version"] == "2" and record["registry"]["alias"] == "challenger"
+    assert record["roc_auc"] == 0.8
+    assert json.loads((out / "metrics.json").read_text()) == record
+    assert (out / "model.json").read_bytes() == artifact.read_bytes()
+    assert (out / "reference_profile.json").is_file()
