@@ -87,7 +87,8 @@ BACKEND = mlgen.Backend(
     runtime_extras=("serving", "onnx"),
     serving_runtime_extras=("serving",),
     serving_dependencies=(f"ray[serve]=={RAY_VERSION}", "onnxruntime>=1.18"),
-    dev_dependencies=("httpx>=0.27",),
+    # FastAPI's TestClient for the in-process tests (httpx2: without a deprecation warning).
+    dev_dependencies=("httpx>=0.27", "httpx2>=2.0"),
     kustomize_patches=(PATCH_PATH,),
     # Ray starts in ~25 s on 2 idle cores, over a minute under load; the smoke test
     # also trains and waits for the replica.
