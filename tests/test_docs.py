@@ -14,6 +14,8 @@ import pytest
 import mlgen
 from mlgen import hookspecs
 from mlgen.check_runner import collect_checks
+from mlgen.checks import run_check
+from mlgen.environments import prepare_environment
 from mlgen.testing import registry_with
 from tests.conftest import REPO_ROOT
 from tests.rendering import render
@@ -97,6 +99,28 @@ def test_register_checks_example(plugin_site: Path, template_root: Path, tmp_pat
     checks = {check.name: check for check in collect_checks(repo, registry_with(module))}
     assert checks["acme-config"].run(repo).ok
     assert checks["acme-json"].run(repo).ok
+    assert checks["acme-package"].takes_answers and run_check(checks["acme-package"], repo).ok
+
+
+def test_prepare_environment_example(
+    plugin_site: Path, template_root: Path, tmp_path: Path
+) -> None:
+    (code,) = _BLOCK.findall(_sections()["mlgen_prepare_environment"])
+    module = _install_example(plugin_site, "mlgen_acme_env", code)
+    repo = render(template_root, tmp_path / "repo", serving_backend="fastapi")
+    environment = Path(sys.executable).parent.parent
+    scratch = tmp_path / "env"
+    (scratch / "bin").mkdir(parents=True)
+    (scratch / "bin" / "python").symlink_to(environment / "bin" / "python")
+    prepare_environment(scratch, repo, registry_with(module))
+    assert not (scratch / ".acme-prepared").exists()  # not an acme repository
+    (repo / ".copier-answers.yml").write_text(
+        (repo / ".copier-answers.yml")
+        .read_text()
+        .replace("serving_backend: fastapi", "serving_backend: acme")
+    )
+    prepare_environment(scratch, repo, registry_with(module))
+    assert (scratch / ".acme-prepared").read_text() == "ok\n"
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,7 @@ def test_scaffold_is_a_complete_plugin_package(tmp_path: Path) -> None:
     )
     assert files == [
         "Dockerfile.jinja",
+        "deploy/k8s/base/deployment/server.yaml.jinja",
         "docs/serving.md.jinja",
         "src/{{ package_name }}/serving/__init__.py.jinja",
         "src/{{ package_name }}/serving/app.py.jinja",
@@ -145,4 +146,4 @@ def test_scaffold_installed_next_to_mlgen_works_end_to_end(tmp_path: Path) -> No
         env={**os.environ, "MLGEN_RUNTIME_FIND_LINKS": str(wheel.parent)},
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "9 passed" in result.stdout.splitlines()[-1]  # pytest-copie render included
+    assert "11 passed" in result.stdout.splitlines()[-1]  # pytest-copie render included

@@ -295,3 +295,230 @@ def test_export_format_must_be_a_lower_case_name(export_format: str) -> None:
     backend = load_plugins().get_backend("fastapi").backend
     with pytest.raises(BackendDefinitionError, match="must be a lower-case name"):
         replace(backend, export_format=export_format)
+
+
+NEW_FIELDS_PLUGIN = """
+import dataclasses
+
+import mlgen
+import mlgen_fastapi
+
+MLGEN_PLUGIN_API = 1
+
+BACKEND = dataclasses.replace(
+    mlgen_fastapi.BACKEND,
+    name="roomy",
+    templates_package=__name__,
+    container=dataclasses.replace(
+        mlgen_fastapi.BACKEND.container,
+        startup=mlgen.Probe("/health", "http", period_seconds=5, failure_threshold=30),
+        env=(mlgen.EnvVar("SERVED_MODEL", "{model_name}"), mlgen.EnvVar("WORKERS", "2")),
+        volumes=(mlgen.Volume("dshm", "/dev/shm", size_limit="1Gi", medium="Memory"),),
+        tmp_size_limit="2Gi",
+    ),
+    serving_dependencies=("roomy-server>=1.2",),
+    serving_runtime_extras=("serving",),
+    kustomize_patches=(
+        "deploy/k8s/base/deployment/grace.yaml",
+        "deploy/k8s/base/pdb-patch.yaml",
+    ),
+)
+
+
+@mlgen.hookimpl
+def mlgen_register_backends(register):
+    register(BACKEND)
+"""
+
+GRACE_PATCH = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: "{{ model_name }}"
+  namespace: "{{ k8s_namespace }}"
+spec:
+  template:
+    spec:
+      terminationGracePeriodSeconds: 77
+"""
+
+PDB_PATCH = """apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: "{{ model_name }}"
+  namespace: "{{ k8s_namespace }}"
+spec:
+  minAvailable: 2
+"""
+
+
+def _kustomize(folder: Path) -> list[dict[str, object]]:
+    import subprocess
+
+    import yaml
+
+    from mlgen.checks import find_tool
+
+    built = subprocess.run(
+        [find_tool("kubectl"), "kustomize", str(folder)], capture_output=True, text=True, check=True
+    ).stdout
+    return [document for document in yaml.safe_load_all(built) if document]
+
+
+def test_container_fields_and_kustomize_patches_reach_every_overlay(
+    plugin_site: Path, tmp_path: Path, template_root: Path
+) -> None:
+    import tomllib
+
+    from mlgen.template import recorded_answers
+    from tests.rendering import render
+
+    FakePlugin(
+        "mlgen-roomy",
+        "roomy_plugin",
+        "roomy",
+        NEW_FIELDS_PLUGIN,
+        files={
+            "deploy/k8s/base/deployment/grace.yaml.jinja": GRACE_PATCH,
+            "deploy/k8s/base/pdb-patch.yaml.jinja": PDB_PATCH,
+        },
+    ).install(plugin_site)
+    repo = render(template_root, tmp_path / "repo", serving_backend="roomy")
+    model_name = recorded_answers(repo)["model_name"]
+    overlays = sorted((repo / "deploy" / "k8s" / "overlays").iterdir())
+    assert len(overlays) >= 2
+    for overlay in overlays:
+        objects = _kustomize(overlay)
+        deployments = [o for o in objects if o["kind"] == "Deployment"]
+        assert deployments, overlay.name
+        for deployment in deployments:  # the canary track too: it reuses base/deployment
+            pod = deployment["spec"]["template"]["spec"]  # type: ignore[index]
+            (server,) = pod["containers"]
+            assert pod["terminationGracePeriodSeconds"] == 77, overlay.name
+            assert server["startupProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+            assert server["startupProbe"]["failureThreshold"] == 30
+            assert {"name": "SERVED_MODEL", "value": model_name} in server["env"]
+            volumes = {volume["name"]: volume for volume in pod["volumes"]}
+            assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Gi"}
+            assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "2Gi"}
+            assert {"name": "dshm", "mountPath": "/dev/shm"} in server["volumeMounts"]
+        (pdb,) = [o for o in objects if o["kind"] == "PodDisruptionBudget"]
+        assert pdb["spec"]["minAvailable"] == 2  # type: ignore[index]
+    dockerfile_requirements = load_plugins().get_backend("roomy").backend.serving_requirements("9")
+    assert dockerfile_requirements == ["mlgen-runtime[serving]~=9", "roomy-server>=1.2"]
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    assert "roomy-server>=1.2" in project["dependencies"]
+
+
+def test_a_backend_without_the_new_fields_renders_as_before(
+    tmp_path: Path, template_root: Path
+) -> None:
+    import yaml
+
+    from tests.rendering import render
+
+    repo = render(template_root, tmp_path / "repo", serving_backend="fastapi")
+    deployment = yaml.safe_load((repo / "deploy/k8s/base/deployment/deployment.yaml").read_text())
+    (server,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "startupProbe" not in server and "env" not in server
+    assert deployment["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}
+    ]
+    kustomization = yaml.safe_load((repo / "deploy/k8s/base/kustomization.yaml").read_text())
+    assert "patches" not in kustomization
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"volumes": ("tmp", "/scratch")}, "other than 'tmp'"),
+        ({"volumes": ("scratch", "/tmp")}, "not /tmp"),
+        ({"volumes": ("dshm", "/dev/shm", "lots")}, "not a quantity"),
+        ({"env": ("1ST", "x")}, "must be letters, digits"),
+        ({"env2": ("A", "x")}, "environment variables must be unique"),
+        ({"startup_port": "grpc"}, "startup probe uses port 'grpc'"),
+        ({"tmp_size_limit": "big"}, "tmp_size_limit 'big'"),
+    ],
+)
+def test_invalid_container_fields_are_refused(change: dict[str, object], message: str) -> None:
+    import mlgen
+
+    container = load_plugins().get_backend("fastapi").backend.container
+    with pytest.raises(BackendDefinitionError, match=re.escape(message)):
+        if "volumes" in change:
+            replace(container, volumes=(mlgen.Volume(*change["volumes"]),))  # type: ignore[misc]
+        elif "env" in change:
+            replace(container, env=(mlgen.EnvVar(*change["env"]),))  # type: ignore[misc]
+        elif "env2" in change:
+            twice = mlgen.EnvVar(*change["env2"])  # type: ignore[misc]
+            replace(container, env=(twice, twice))
+        elif "startup_port" in change:
+            replace(container, startup=mlgen.Probe("/x", str(change["startup_port"])))
+        else:
+            replace(container, tmp_size_limit=str(change["tmp_size_limit"]))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kustomize_patches": ("deploy/k8s/overlays/staging/x.yaml",)}, "must be a .yaml file in"),
+        ({"kustomize_patches": ("deploy/k8s/base/x.json",)}, "must be a .yaml file in"),
+        (
+            {"kustomize_patches": ("deploy/k8s/base/x.yaml", "deploy/k8s/base/x.yaml")},
+            "must be unique",
+        ),
+        ({"serving_runtime_extras": ("feast",)}, "are not in runtime_extras"),
+    ],
+)
+def test_invalid_backend_fields_are_refused(change: dict[str, object], message: str) -> None:
+    backend = load_plugins().get_backend("fastapi").backend
+    with pytest.raises(BackendDefinitionError, match=re.escape(message)):
+        replace(backend, **change)  # type: ignore[arg-type]
+
+
+PREPARE_PLUGIN = """
+import mlgen
+
+
+@mlgen.hookimpl
+def mlgen_prepare_environment(environment, repo, answers):
+    marker = environment / "prepared.txt"
+    calls = int(marker.read_text().split()[0]) + 1 if marker.exists() else 1
+    marker.write_text(f"{calls} {answers['model_name']} {repo.name}")
+
+
+@mlgen.hookimpl
+def mlgen_register_checks(register, repo, answers):
+    def package_named_in_answers(repo, answers):
+        return mlgen.CheckResult((repo / "src" / answers["package_name"]).is_dir(),
+                                 answers["package_name"])
+
+    register(mlgen.Check("acme-answers", package_named_in_answers, inputs=("src/",)))
+"""
+
+
+def test_prepare_environment_hook_and_a_check_taking_answers(
+    plugin_site: Path, tmp_path: Path, template_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mlgen_prepare_environment runs on the environment handed out; a check's ``run``
+    with an ``answers`` parameter gets the recorded answers."""
+    from mlgen.check_runner import run_checks
+    from mlgen.environments import REPO_PYTHON_ENV, prepare_environment, repo_environment
+    from mlgen.template import recorded_answers
+    from tests.rendering import render
+
+    FakePlugin("acme-prepare", "acme_prepare_plugin", "acme-prepare", PREPARE_PLUGIN).install(
+        plugin_site
+    )
+    repo = render(template_root, tmp_path / "repo")
+    answers = recorded_answers(repo)
+    environment = tmp_path / "env"
+    (environment / "bin").mkdir(parents=True)
+    monkeypatch.setenv(REPO_PYTHON_ENV, str(environment / "bin" / "python"))
+    assert repo_environment(repo) == environment
+    assert (environment / "prepared.txt").read_text() == f"1 {answers['model_name']} repo"
+    prepare_environment(environment, repo, load_plugins())
+    assert (environment / "prepared.txt").read_text().startswith("2 ")
+
+    ((check, result),) = run_checks(repo, load_plugins(), only=("acme-answers",))
+    assert check.takes_answers
+    assert result.ok and result.detail == answers["package_name"]

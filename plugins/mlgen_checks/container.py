@@ -4,7 +4,9 @@
 * ``container-probes`` reads every Deployment the overlays build and the Dockerfile, and
   fails when they disagree: a probe, Service, NetworkPolicy or scrape annotation that
   names a port the container does not declare; a container port the image does not
-  EXPOSE; a HEALTHCHECK that is not the liveness (or readiness) probe's URL; an image
+  EXPOSE; a HEALTHCHECK that is not the liveness probe's URL (docs/plugins.md, "The
+  HEALTHCHECK rule": Docker acts on an unhealthy container as Kubernetes acts on a
+  failed liveness probe, by replacing it, so it must not probe readiness); an image
   user that is not the pod's numeric ``runAsUser``. The serving container is the first
   container of each pod.
 """
@@ -158,19 +160,18 @@ def _deployment_problems(deployment: Manifest, facts: ImageFacts | None) -> Iter
             yield f"{where}: container port {name} ({number}) is not EXPOSEd by the {DOCKERFILE}"
     for number in sorted(exposed - set(ports.values())):
         yield f"{where}: the {DOCKERFILE} EXPOSEs {number}, which the container does not declare"
-    probes = []
-    for kind in ("livenessProbe", "readinessProbe"):
-        if kind in server:
-            port, path = _probe_target(server[kind])
-            probes.append((_resolve(port, ports), path or "/"))
+    liveness = None
+    if "livenessProbe" in server:
+        port, path = _probe_target(server["livenessProbe"])
+        liveness = (_resolve(port, ports), path or "/")
     if facts.healthcheck is None or facts.healthcheck.upper().startswith("NONE"):
         yield f"the {DOCKERFILE} has no HEALTHCHECK (it should call the liveness probe's URL)"
-    else:
+    elif liveness is not None:
         urls = _healthcheck_urls(facts.healthcheck)
-        if not any(url in probes for url in urls):
+        if liveness not in urls:
             yield (
                 f"{where}: the {DOCKERFILE} HEALTHCHECK calls {urls or 'no http URL'}, "
-                f"not a probe's (port, path) {probes}"
+                f"not the liveness probe's (port, path) {liveness}"
             )
     security = {**(spec.get("securityContext") or {}), **(server.get("securityContext") or {})}
     run_as = security.get("runAsUser")

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from mlgen.backend import Backend, ContainerSpec, MetricQueries, Port, Probe, Resources
+from mlgen.backend import (
+    Backend,
+    ContainerSpec,
+    ContractTimeouts,
+    EnvVar,
+    MetricQueries,
+    Port,
+    Probe,
+    Resources,
+    Volume,
+)
 from mlgen.checks import Check, CheckResult
 from mlgen.contributions import FileContribution
 from mlgen.hookspecs import PLUGIN_API_VERSION, hookimpl
@@ -24,11 +34,14 @@ __all__ = [
     "Check",
     "CheckResult",
     "ContainerSpec",
+    "ContractTimeouts",
+    "EnvVar",
     "FileContribution",
     "MetricQueries",
     "Port",
     "Probe",
     "Resources",
+    "Volume",
     "__version__",
     "hookimpl",
 ]

@@ -28,6 +28,14 @@ EXPORT_FORMAT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
 BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
 """What a backend name may be (it is an answer value and an entry-point name)."""
 _PORT_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,13}[a-z0-9])?$")  # Kubernetes IANA_SVC_NAME
+_VOLUME_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # a DNS-1123 label
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+KUSTOMIZE_PATCH_FOLDERS = ("deploy/k8s/base", "deploy/k8s/base/deployment")
+"""Where a backend's kustomize patches may live: the kustomization in that folder lists
+them. Patches of the Deployment belong in ``deploy/k8s/base/deployment`` (the canary track
+and the Argo Rollout reuse that Deployment), patches of other base objects in
+``deploy/k8s/base``."""
 
 
 class BackendDefinitionError(ValueError):
@@ -75,6 +83,64 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class EnvVar:
+    """An environment variable of the serving container (Kubernetes ``env``).
+
+    ``{model_name}`` and ``{package_name}`` in ``value`` are replaced by the answers.
+    """
+
+    name: str
+    value: str
+
+    def __post_init__(self) -> None:
+        if not _ENV_NAME.match(self.name):
+            raise BackendDefinitionError(
+                f"environment variable name {self.name!r} must be letters, digits and '_', "
+                "not starting with a digit"
+            )
+        if not isinstance(self.value, str):
+            raise BackendDefinitionError(f"environment variable {self.name}: value must be a str")
+
+
+@dataclass(frozen=True)
+class Volume:
+    """An ``emptyDir`` volume mounted into the serving container.
+
+    ``medium="Memory"`` makes it a tmpfs (``/dev/shm`` for runtimes that share memory
+    between processes: Ray's object store, PyTorch data loaders); ``size_limit`` is a
+    Kubernetes quantity (``"1Gi"``), counted against the container's memory limit when
+    the medium is ``Memory``. ``/tmp`` is not a volume of the backend: it is always
+    mounted (the root filesystem is read-only), sized by ``ContainerSpec.tmp_size_limit``.
+    """
+
+    name: str
+    mount_path: str
+    size_limit: str | None = None
+    medium: Literal["", "Memory"] = ""
+
+    def __post_init__(self) -> None:
+        if not _VOLUME_NAME.match(self.name) or self.name == "tmp":
+            raise BackendDefinitionError(
+                f"volume name {self.name!r} must be a DNS label (lower-case letters, digits, "
+                "'-') other than 'tmp'"
+            )
+        if not self.mount_path.startswith("/") or self.mount_path.rstrip("/") == "/tmp":
+            raise BackendDefinitionError(
+                f"volume {self.name!r}: mount_path {self.mount_path!r} must be absolute and "
+                "not /tmp (size /tmp with ContainerSpec.tmp_size_limit)"
+            )
+        if self.size_limit is not None and not _QUANTITY.match(self.size_limit):
+            raise BackendDefinitionError(
+                f"volume {self.name!r}: size_limit {self.size_limit!r} is not a quantity "
+                "such as 512Mi or 1Gi"
+            )
+        if self.medium not in ("", "Memory"):
+            raise BackendDefinitionError(
+                f"volume {self.name!r}: medium must be '' (node disk) or 'Memory'"
+            )
+
+
+@dataclass(frozen=True)
 class Resources:
     """Kubernetes resource defaults; ``gpus`` > 0 requests ``nvidia.com/gpu``."""
 
@@ -112,6 +178,12 @@ class ContainerSpec:
 
     ``base_image`` is the image the Dockerfile builds on (pinned by the plugin);
     ``metrics_port`` names the port Prometheus scrapes (``None``: no metrics).
+    ``startup`` is a Kubernetes startup probe: until it passes, readiness and liveness
+    are not probed, so a server that takes long to start (Ray Serve: about a minute)
+    is not restarted while it starts; its budget is ``initial_delay_seconds +
+    period_seconds * failure_threshold``. ``env`` are the container's environment
+    variables, ``volumes`` its extra ``emptyDir`` volumes and ``tmp_size_limit`` the
+    size of the ``/tmp`` volume every container gets.
     """
 
     base_image: str
@@ -122,6 +194,10 @@ class ContainerSpec:
     resources: Resources = field(default_factory=Resources)
     metrics_port: str | None = None
     metrics_path: str = "/metrics"
+    startup: Probe | None = None
+    env: tuple[EnvVar, ...] = ()
+    volumes: tuple[Volume, ...] = ()
+    tmp_size_limit: str = "256Mi"
 
     def __post_init__(self) -> None:
         names = [port.name for port in self.ports]
@@ -129,7 +205,7 @@ class ContainerSpec:
             raise BackendDefinitionError("a container spec needs at least one port")
         if len(set(names)) != len(names):
             raise BackendDefinitionError(f"port names must be unique, got {names}")
-        for what, probe in (("readiness", self.readiness), ("liveness", self.liveness)):
+        for what, probe in self.probes():
             if probe.port not in names:
                 raise BackendDefinitionError(
                     f"{what} probe uses port {probe.port!r}, which is not one of {names}"
@@ -138,10 +214,56 @@ class ContainerSpec:
             raise BackendDefinitionError(
                 f"metrics_port {self.metrics_port!r} is not one of the ports {names}"
             )
+        _unique("environment variable", [variable.name for variable in self.env])
+        _unique("volume name", [volume.name for volume in self.volumes])
+        _unique("volume mount_path", [volume.mount_path for volume in self.volumes])
+        if not _QUANTITY.match(self.tmp_size_limit):
+            raise BackendDefinitionError(
+                f"tmp_size_limit {self.tmp_size_limit!r} is not a quantity such as 256Mi"
+            )
+
+    def probes(self) -> list[tuple[str, Probe]]:
+        """``(kind, probe)`` for each declared probe: startup (if any), readiness, liveness."""
+        probes = [("readiness", self.readiness), ("liveness", self.liveness)]
+        return [("startup", self.startup), *probes] if self.startup else probes
+
+    def start_period_seconds(self) -> int:
+        """How long the container may take to start: the startup probe's whole budget,
+        else the liveness probe's initial delay (the Dockerfile's ``HEALTHCHECK
+        --start-period``)."""
+        if self.startup is None:
+            return self.liveness.initial_delay_seconds
+        startup = self.startup
+        return startup.initial_delay_seconds + startup.period_seconds * startup.failure_threshold
 
     def port(self, name: str) -> Port:
         """Return the port called ``name``."""
         return next(port for port in self.ports if port.name == name)
+
+
+def _unique(what: str, values: list[str]) -> None:
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        raise BackendDefinitionError(f"{what}s must be unique, got {', '.join(repeated)} twice")
+
+
+@dataclass(frozen=True)
+class ContractTimeouts:
+    """How long ``mlgen.testing.BackendContract`` lets the backend's slow steps take.
+
+    ``smoke_seconds`` bounds the smoke test (``Backend.smoke_test``), ``export_seconds``
+    the training-and-export probe. A step that runs longer is killed and fails. Raise
+    them for a runtime that starts slowly (Ray Serve starts in about a minute on 2 cores,
+    more on a loaded machine).
+    """
+
+    smoke_seconds: float = 900
+    export_seconds: float = 600
+
+    def __post_init__(self) -> None:
+        for name in ("smoke_seconds", "export_seconds"):
+            if not getattr(self, name) > 0:
+                raise BackendDefinitionError(f"contract timeout {name} must be positive")
 
 
 @dataclass(frozen=True)
@@ -168,6 +290,18 @@ class Backend:
         runtime_extras: extras of ``mlgen-runtime`` the backend's files import (for
             example ``("serving", "onnx")``); the template pins the runtime once, with
             the union of every extra the repository needs.
+        serving_dependencies: what the serving image installs beside the package
+            (installed ``--no-deps``): the serving runtime only, no training
+            dependencies. They are added to the repository's dependencies too, so its
+            environment can serve (smoke test, tests).
+        serving_runtime_extras: extras of ``mlgen-runtime`` the serving image needs (a
+            subset of ``runtime_extras``: ``("serving",)`` without the training-side
+            ``onnx``). Templates get the image's requirements from
+            ``mlgen_serving_requirements()``.
+        kustomize_patches: paths (in the generated repository) of kustomize patch files
+            the backend contributes, each in one of :data:`KUSTOMIZE_PATCH_FOLDERS`;
+            the kustomization of that folder lists them under ``patches:``.
+        contract_timeouts: the contract suite's time limits for this backend.
     """
 
     name: str
@@ -181,6 +315,10 @@ class Backend:
     dependencies: tuple[str, ...] = ()
     dev_dependencies: tuple[str, ...] = ()
     runtime_extras: tuple[str, ...] = ()
+    serving_dependencies: tuple[str, ...] = ()
+    serving_runtime_extras: tuple[str, ...] = ()
+    kustomize_patches: tuple[str, ...] = ()
+    contract_timeouts: ContractTimeouts = field(default_factory=ContractTimeouts)
 
     def __post_init__(self) -> None:
         if not BACKEND_NAME.match(self.name):
@@ -200,11 +338,38 @@ class Backend:
             raise BackendDefinitionError(f"backend {self.name!r}: description must be one line")
         if not self.smoke_test:
             raise BackendDefinitionError(f"backend {self.name!r}: smoke_test is empty")
+        for patch in self.kustomize_patches:
+            folder, _, filename = patch.rpartition("/")
+            if folder not in KUSTOMIZE_PATCH_FOLDERS or not filename.endswith((".yaml", ".yml")):
+                raise BackendDefinitionError(
+                    f"backend {self.name!r}: kustomize patch {patch!r} must be a .yaml file in "
+                    f"{' or '.join(KUSTOMIZE_PATCH_FOLDERS)}"
+                )
+        _unique("kustomize patch path", list(self.kustomize_patches))
+        unknown = sorted(set(self.serving_runtime_extras) - set(self.runtime_extras))
+        if unknown:
+            raise BackendDefinitionError(
+                f"backend {self.name!r}: serving_runtime_extras {unknown} are not in "
+                "runtime_extras (the repository's environment must have what the image has)"
+            )
 
     def smoke_command(self, package_name: str) -> list[str]:
         """The smoke-test command for a repository whose package is ``package_name``."""
         return [part.replace("{package_name}", package_name) for part in self.smoke_test]
 
+    def serving_requirements(self, runtime_version: str) -> list[str]:
+        """What the serving image installs: the runtime pin with the serving extras, then
+        ``serving_dependencies``."""
+        extras = ",".join(sorted(self.serving_runtime_extras))
+        runtime = f"mlgen-runtime[{extras}]" if extras else "mlgen-runtime"
+        return [f"{runtime}~={runtime_version}", *self.serving_dependencies]
+
     def as_template_data(self) -> dict[str, Any]:
-        """The backend as plain data, as templates see it (``mlgen_backend(name)``)."""
-        return asdict(self)
+        """The backend as plain data, as templates see it (``mlgen_backend(name)``).
+
+        ``container.start_period_seconds`` is added
+        (:meth:`ContainerSpec.start_period_seconds`: the Dockerfile's ``HEALTHCHECK
+        --start-period``)."""
+        data = asdict(self)
+        data["container"]["start_period_seconds"] = self.container.start_period_seconds()
+        return data

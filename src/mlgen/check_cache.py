@@ -21,6 +21,7 @@ from pathlib import Path
 
 import mlgen
 from mlgen.checks import Check, CheckResult
+from mlgen.template import ANSWERS_FILE
 
 CACHE_ENV = "MLGEN_CHECK_CACHE"
 IGNORED_DIRS = frozenset(
@@ -109,7 +110,10 @@ def check_key(check: Check, files: RepoFiles) -> str:
         *check.requires,
     ):
         hasher.update(part.encode() + b"\0")
-    for path in files.matching(check.inputs):
+    inputs = check.inputs
+    if inputs and check.takes_answers:
+        inputs = (*inputs, ANSWERS_FILE)
+    for path in files.matching(inputs):
         hasher.update(path.encode() + b"\0" + files.digest(path).encode() + b"\0")
     return hasher.hexdigest()
 

@@ -119,6 +119,7 @@ def execute(
     """
     only, skip = tuple(only), tuple(skip)
     files = RepoFiles(repo) if cache is not None else None
+    answers = recorded_answers(repo) if any(check.takes_answers for check in checks) else None
     timings = cache.last_seconds() if cache is not None else {}
     outcomes: dict[str, CheckOutcome] = {}
 
@@ -132,7 +133,7 @@ def execute(
             outcome = CheckOutcome(check, "pass", stored, time.monotonic() - start, cached=True)
         else:
             try:
-                result = run_check(check, repo)
+                result = run_check(check, repo, answers)
             except Exception as error:  # a crashing check is a failed check, not a crash
                 result = CheckResult(False, f"the check crashed: {type(error).__name__}: {error}")
             if cache is not None and key and check.cacheable:

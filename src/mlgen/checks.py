@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlgen.errors import MlgenError
 
@@ -29,8 +31,12 @@ class Check:
 
     Attributes:
         name: short name printed by ``mlgen check`` (e.g. ``kubernetes-validate``).
-        run: called with the repository's root; returns a :class:`CheckResult`. It may
-            raise :class:`ToolMissing` (see :func:`find_tool`) when a validator is absent.
+        run: called with the repository's root, and with the repository's recorded
+            answers as ``answers=`` when it has a parameter called ``answers``
+            (``def run(repo, answers)``); returns a :class:`CheckResult`. It may raise
+            :class:`ToolMissing` (see :func:`find_tool`) when a validator is absent. A
+            check that takes the answers also reads ``.copier-answers.yml``: its cached
+            result is invalidated when they change.
         requires: Python modules the check imports; when one is missing the check fails
             with a message naming ``install_hint`` instead of crashing.
         install_hint: how to install what ``requires`` names.
@@ -46,12 +52,24 @@ class Check:
     """
 
     name: str
-    run: Callable[[Path], CheckResult]
+    run: Callable[..., CheckResult]
     requires: tuple[str, ...] = ()
     install_hint: str = CHECK_EXTRA_HINT
     inputs: tuple[str, ...] = ()
     cacheable: bool = True
     description: str = ""
+
+    @property
+    def takes_answers(self) -> bool:
+        """Whether :attr:`run` is called with ``answers=``."""
+        return _takes_answers(self.run)
+
+
+def _takes_answers(run: Callable[..., CheckResult]) -> bool:
+    try:
+        return "answers" in inspect.signature(run).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
 
 
 class ToolMissing(MlgenError):
@@ -87,14 +105,23 @@ def first_lines(text: str, count: int = 3) -> str:
     return " | ".join(lines[:count])
 
 
-def run_check(check: Check, repo: Path) -> CheckResult:
-    """Run one check, turning a missing tool or module into a failed result."""
+def run_check(check: Check, repo: Path, answers: Mapping[str, Any] | None = None) -> CheckResult:
+    """Run one check, turning a missing tool or module into a failed result.
+
+    ``answers`` are the repository's recorded answers (read from it when ``None`` and
+    the check takes them)."""
     for module in check.requires:
         if importlib.util.find_spec(module) is None:
             return CheckResult(
                 False, f"{module} is not installed; install it with: {check.install_hint}"
             )
     try:
+        if check.takes_answers:
+            if answers is None:
+                from mlgen.template import recorded_answers
+
+                answers = recorded_answers(repo)
+            return check.run(repo, answers=answers)
         return check.run(repo)
     except ToolMissing as missing:
         return CheckResult(False, str(missing))

@@ -10,6 +10,9 @@ copier loads it through ``_jinja_extensions``, so plain ``copier copy --trust`` 
 ``mlgen_render_contributed(p)`` the rendered body of contributed file ``p``
 ``mlgen_modeling_format()``     the export format whose template modeling module the
                                  repository gets ("" when the backend contributes its own)
+``mlgen_serving_requirements()`` what the serving image installs: the runtime pin with
+                                 the backend's ``serving_runtime_extras``, then its
+                                 ``serving_dependencies``
 ``mlgen_plugin_manifest()``     JSON: which plugins (and versions) and which runtime
                                  release went into the generation, who wrote which file
 """
@@ -142,6 +145,13 @@ def _modeling_format(context: Context) -> str:
     return export_format
 
 
+@pass_context
+def _serving_requirements(context: Context) -> list[str]:
+    """The selected backend's serving-image requirements (:meth:`Backend.serving_requirements`)."""
+    backend = get_registry().get_backend(str(context.get("serving_backend", ""))).backend
+    return backend.serving_requirements(str(context.get("mlgen_runtime_version", "")))
+
+
 def _backend_data(name: str) -> dict[str, Any]:
     return get_registry().get_backend(name).backend.as_template_data()
 
@@ -168,4 +178,5 @@ class MlgenExtension(Extension):
             mlgen_render_contributed=_render_contributed,
             mlgen_modeling_format=_modeling_format,
             mlgen_plugin_manifest=_plugin_manifest,
+            mlgen_serving_requirements=_serving_requirements,
         )

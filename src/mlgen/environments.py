@@ -18,9 +18,13 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlgen import live_status, runtime_dist
 from mlgen.errors import MlgenError
+
+if TYPE_CHECKING:
+    from mlgen.plugins import PluginRegistry
 
 CACHE_ENV = "MLGEN_ENV_CACHE"
 LOCAL_WHEELS = Path("/opt/wheels")
@@ -112,6 +116,8 @@ def shared_environment(
                 # on every run wherever PYTHONDONTWRITEBYTECODE is set.
                 install = [uv, "pip", "install", "--quiet", "--compile-bytecode"]
                 _run([*install, "--python", interpreter, *links, *requirements])
+            with live_status.step(f"{label}: preparing (plugins' mlgen_prepare_environment)"):
+                prepare_environment(environment, repo)
             (environment / _COMPLETE_MARKER).write_text("\n".join(requirements) + "\n")
         if needs_runtime:
             # The runtime of this checkout, or the wheel handed over by find-links: a
@@ -138,6 +144,31 @@ def shared_environment(
                 )
                 marker.write_text(wheel.name + wheel.parent.name, encoding="utf-8")
     return environment
+
+
+def prepare_environment(
+    environment: Path, repo: Path, registry: PluginRegistry | None = None
+) -> None:
+    """Let the plugins (default: the installed ones) prepare ``environment`` for
+    ``repo``'s code (the ``mlgen_prepare_environment`` hook); a plugin that fails is an
+    error naming it."""
+    from mlgen.plugins import call_each, get_registry
+    from mlgen.template import recorded_answers
+
+    registry = registry or get_registry()
+    try:
+        answers = recorded_answers(repo)
+    except MlgenError:  # not a generated repository (yet): nothing to prepare for
+        return
+    labels = {name: info.label for name, info in registry.plugins.items()}
+    call_each(
+        registry.manager,
+        "mlgen_prepare_environment",
+        labels=labels,
+        environment=environment,
+        repo=repo,
+        answers=answers,
+    )
 
 
 def _names_runtime(requirement: str) -> bool:
@@ -196,11 +227,15 @@ def repo_environment(repo: Path) -> Path:
 
     ``$MLGEN_REPO_PYTHON`` (an interpreter) wins, then the repository's ``.venv``, then
     the shared environment for its declared dependencies (built with uv on first use).
+    The plugins' ``mlgen_prepare_environment`` hook has run on it.
     """
     configured = os.environ.get(REPO_PYTHON_ENV)
-    if configured:
-        return Path(configured).absolute().parent.parent
     local = repo / ".venv"
-    if python_in(local).is_file():
-        return local
-    return shared_environment(repo)
+    if configured:
+        environment = Path(configured).absolute().parent.parent
+    elif python_in(local).is_file():
+        environment = local
+    else:
+        return shared_environment(repo)  # prepared when it was built
+    prepare_environment(environment, repo)
+    return environment

@@ -59,3 +59,20 @@ def mlgen_register_checks(
     Call ``register(check)`` for each :class:`mlgen.Check`; a backend plugin usually
     registers checks only when ``answers["serving_backend"]`` is its own. Returns nothing.
     """
+
+
+@hookspec
+def mlgen_prepare_environment(environment: Path, repo: Path, answers: Mapping[str, Any]) -> None:
+    """Prepare a Python environment before a repository's code runs in it.
+
+    Called by mlgen whenever it hands an environment to checks, the contract suite or
+    tests (:func:`mlgen.environments.repo_environment`, and
+    :func:`~mlgen.environments.shared_environment` right after building one, before it
+    is marked complete), with the environment's root folder (its interpreter is
+    ``environment / "bin" / "python"``), the repository and its recorded answers. Use it
+    for what installing requirements does not do: compile a runtime's bytecode, write a
+    configuration file the runtime reads. It may be called again for the same
+    environment, so it must be idempotent and quick when there is nothing to do. A
+    backend plugin usually acts only when ``answers["serving_backend"]`` is its own.
+    Returns nothing.
+    """

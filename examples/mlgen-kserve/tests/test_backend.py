@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from mlgen.plugins import load_plugins
 
+import mlgen_kserve
+
 
 def test_backend_is_registered_through_the_entry_point() -> None:
     registry = load_plugins()
@@ -34,7 +36,10 @@ def test_backend_serves_with_kserve_not_the_reference_app() -> None:
     ):
         assert path in files, path
     assert "src/{{ package_name }}/serving/app.py" not in files
-    assert not any(path.startswith("deploy/k8s/") for path in files)
+    # Of deploy/k8s the plugin contributes only its kustomize patch; the template lists it.
+    contributed_k8s = [path for path in files if path.startswith("deploy/k8s/")]
+    assert contributed_k8s == [mlgen_kserve.GRACE_PATCH_PATH]
+    assert mlgen_kserve.BACKEND.kustomize_patches == (mlgen_kserve.GRACE_PATCH_PATH,)
 
 
 def test_backend_definition_follows_kserve_defaults() -> None:
@@ -50,4 +55,6 @@ def test_backend_definition_follows_kserve_defaults() -> None:
         "/v2/health/live",
     )
     assert container.metrics_port == "http"
-    assert "kserve==" + mlgen_kserve.KSERVE_VERSION in mlgen_kserve.BACKEND.dependencies
+    assert container.startup is not None and container.startup.path == "/v2/health/live"
+    assert {variable.name for variable in container.env} == {"MODEL_PATH"}
+    assert "kserve==" + mlgen_kserve.KSERVE_VERSION in mlgen_kserve.BACKEND.serving_dependencies

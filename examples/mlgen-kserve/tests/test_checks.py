@@ -364,7 +364,7 @@ def test_mlgen_check_reports_a_broken_manifest(
 # ------------------------------------------------------------------ the pinned server
 def test_kserve_pin_is_the_installed_version() -> None:
     assert importlib.metadata.version("kserve") == mlgen_kserve.KSERVE_VERSION
-    assert f"kserve=={mlgen_kserve.KSERVE_VERSION}" in mlgen_kserve.BACKEND.dependencies
+    assert f"kserve=={mlgen_kserve.KSERVE_VERSION}" in mlgen_kserve.BACKEND.serving_dependencies
 
 
 def test_metric_queries_use_metrics_the_kserve_server_exports() -> None:

@@ -37,6 +37,7 @@ GRPC_PORT = 8081
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
 INFERENCESERVICE_PATH = "deploy/kserve/inferenceservice.yaml"
+GRACE_PATCH_PATH = "deploy/k8s/base/deployment/graceful-shutdown.yaml"
 
 # The model server's Prometheus metrics (``GET /metrics`` on the HTTP port):
 # * KServe's own per-stage latency histograms, labelled ``model_name``:
@@ -70,15 +71,20 @@ BACKEND = mlgen.Backend(
         ports=(mlgen.Port("http", HTTP_PORT), mlgen.Port("grpc", GRPC_PORT)),
         # The server listens only once the model is loaded (KServe refuses to start
         # without a ready model), so "server ready" means "model ready". Importing the
-        # kserve package takes several seconds on a small CPU share: the liveness probe
-        # waits longer than readiness before it may restart the container.
-        readiness=mlgen.Probe(READY_PATH, "http", initial_delay_seconds=5, period_seconds=5),
-        liveness=mlgen.Probe(LIVE_PATH, "http", initial_delay_seconds=30, period_seconds=10),
+        # kserve package takes several seconds on a small CPU share: the startup probe
+        # gives it up to 2 minutes (5 + 5 * 23 s) before liveness may restart it.
+        startup=mlgen.Probe(
+            LIVE_PATH, "http", initial_delay_seconds=5, failure_threshold=23, period_seconds=5
+        ),
+        readiness=mlgen.Probe(READY_PATH, "http", initial_delay_seconds=0, period_seconds=5),
+        liveness=mlgen.Probe(LIVE_PATH, "http", initial_delay_seconds=0, period_seconds=10),
         resources=mlgen.Resources(
             cpu_request="500m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi"
         ),
         metrics_port="http",
         metrics_path="/metrics",
+        # The model the image carries, named in the manifest too (the server's default).
+        env=(mlgen.EnvVar("MODEL_PATH", "/app/artifacts/model.onnx"),),
     ),
     smoke_test=("python", "-m", "{package_name}.serving.smoke"),
     metrics=mlgen.MetricQueries(
@@ -88,14 +94,16 @@ BACKEND = mlgen.Backend(
             f"histogram_quantile({{quantile}}, sum by (le) (rate({_LATENCY}[{{window}}])))"
         ),
     ),
-    dependencies=(
+    dependencies=("onnx>=1.16", "skl2onnx>=1.17"),
+    dev_dependencies=(),
+    # What the image installs (beside mlgen-runtime and the package): no training stack.
+    serving_dependencies=(
         f"kserve=={KSERVE_VERSION}",
         "onnxruntime>=1.18",
-        "onnx>=1.16",
-        "skl2onnx>=1.17",
         "prometheus-client>=0.20",
     ),
-    dev_dependencies=(),
+    # KServe drains in-flight requests on SIGTERM: give it longer than the base's 30 s.
+    kustomize_patches=(GRACE_PATCH_PATH,),
 )
 
 

@@ -4,6 +4,8 @@ a module says otherwise).
 * :mod:`mlgen_runtime.backends.torchserve`: start TorchServe, wait until the model has a
   READY worker, answer the kubelet's probes, stop the whole process group (also the
   container's main process, ``python -m mlgen_runtime.backends.torchserve``);
+* :mod:`mlgen_runtime.backends.rayserve`: ``serve run`` a Serve config on loopback, see
+  what Ray binds, stop every process it started (standard library and PyYAML);
 * :mod:`mlgen_runtime.backends.kserve`: KServe's model server for a repository's schema
   and exported model (v1 and v2 protocols, REST and gRPC; needs ``kserve``);
 * :mod:`mlgen_runtime.backends.tfserving_config`: TF Serving's ``models.config``,
