@@ -6,7 +6,8 @@ has moved: an installed plugin's files or backend data (ports, dependencies, pro
 runtime pin, copier or Jinja. So every generation stores its own output, compressed, in
 ``.mlgen/generated.json.gz``; the next update takes its three-way base from there.
 
-copier writes it through a task of the template (``python -m mlgen.record .``), so plain
+copier writes it through a task of the template (``python -m mlgen.finish .``, which formats
+the Python files first, :mod:`mlgen.finish`), so plain
 ``copier copy --trust`` and ``mlgen new`` leave the same record. The JSON is written with
 sorted keys and gzip without a timestamp, so the same generation gives the same bytes.
 """
