@@ -56,13 +56,15 @@ def test_render_matrix(template_root: Path, tmp_path: Path, backend: str, case: 
         ast.parse(path.read_text(), filename=str(path))
 
 
+@pytest.mark.parametrize("model_name", ["demo-model", "customer-lifetime-value-churn-propensity"])
 @pytest.mark.parametrize("backend", installed_backends())
 def test_generated_code_is_clean_for_its_own_ruff(
-    template_root: Path, tmp_path: Path, backend: str
+    template_root: Path, tmp_path: Path, backend: str, model_name: str
 ) -> None:
     """A fresh repository ships linted and formatted by its own ``[tool.ruff]`` settings,
-    so the user's first ``ruff format`` rewrites nothing (and collides with no update)."""
-    repo = render(template_root, tmp_path / "repo", serving_backend=backend)
+    so the user's first ``ruff format`` rewrites nothing (and collides with no update),
+    whatever the length of its package name (``mlgen.finish`` formats it)."""
+    repo = render(template_root, tmp_path / "repo", serving_backend=backend, model_name=model_name)
     for command in (["check"], ["format", "--check"]):
         result = subprocess.run(
             [BIN / "ruff", *command, "--no-cache", "."],
