@@ -20,7 +20,12 @@ from mlgen.record import write_record
 
 
 def format_python(root: Path) -> None:
-    """Sort imports and format every Python file below ``root`` with its ruff settings."""
+    """Sort imports and format every Python file below ``root`` with its ruff settings;
+    nothing when the tree has no ``[tool.ruff]`` in its ``pyproject.toml`` (ruff's own
+    defaults are not the layout the template was written in)."""
+    pyproject = root / "pyproject.toml"
+    if not (pyproject.is_file() and "[tool.ruff" in pyproject.read_text(encoding="utf-8")):
+        return
     ruff = find_ruff_bin()
     for command in (["check", "--fix-only", "--select", "I"], ["format"]):
         subprocess.run(
