@@ -142,8 +142,10 @@ def _cron(value: Any) -> str:
 def _quantity(pattern: str, example: str) -> Validator:
     def check(value: Any) -> str:
         text = str(value).strip()
-        if isinstance(value, bool) or not re.fullmatch(pattern, text) or not any(
-            character in "123456789" for character in text.rstrip("mKMGTi")
+        if (
+            isinstance(value, bool)
+            or not re.fullmatch(pattern, text)
+            or not any(character in "123456789" for character in text.rstrip("mKMGTi"))
         ):
             return f"{value!r} is not a Kubernetes quantity like {example}"
         return ""
