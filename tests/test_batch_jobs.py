@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -32,7 +33,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory, template_root: Path) -> Path:
     return render(template_root, tmp_path_factory.mktemp("jobs") / "repo", **ANSWERS)
 
 
-def _cronjobs(repo: Path) -> dict[str, dict]:  # type: ignore[type-arg]
+def _cronjobs(repo: Path) -> dict[str, Any]:
     objects = build_overlays(repo)["jobs"]
     return {o["metadata"]["name"]: o for o in objects if o["kind"] == "CronJob"}
 
@@ -94,7 +95,7 @@ def test_the_jobs_pass_checkov_and_a_root_pod_does_not(repo: Path, tmp_path: Pat
     assert not result.ok and "CKV_K8S_20" in result.detail
 
 
-def _steps(workflow: dict) -> dict[str, dict]:  # type: ignore[type-arg]
+def _steps(workflow: dict[str, Any]) -> dict[str, Any]:
     return {
         step.get("name", ""): step for job in workflow["jobs"].values() for step in job["steps"]
     }

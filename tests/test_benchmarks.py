@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-BENCHMARKS = ["generation", "update", "fleet", "drift", "check"]
+BENCHMARKS = ["generation", "update", "fleet", "drift", "check", "production"]
 
 pytestmark = pytest.mark.slow
 

@@ -408,6 +408,9 @@ def test_upgraded_repo_passes_mlgen_check_and_its_own_tests(
         ]
     assert failed == []
     result = run_in_repo(
-        repo, environment, ["python", "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
+        repo,
+        environment,
+        # the production profile's integration tests run once, in test_generated_repo.py
+        ["python", "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not integration"],
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

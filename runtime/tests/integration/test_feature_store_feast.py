@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import LOCAL_CONFIG as CONFIG
 
 from mlgen_runtime import feature_store
 from mlgen_runtime.schema import Feature
@@ -21,17 +22,6 @@ FEATURES = (
 REFS = feature_store.feature_refs("driver_stats", [feature.name for feature in FEATURES])
 NOW = datetime.now(UTC).replace(microsecond=0)
 EARLY, LATE = NOW - timedelta(days=3), NOW - timedelta(days=1)
-CONFIG = """\
-project: runtime_test
-provider: local
-registry: data/registry.db
-online_store:
-  type: sqlite
-  path: data/online_store.db
-offline_store:
-  type: file
-entity_key_serialization_version: 3
-"""
 DEFINITIONS = """\
 from datetime import timedelta
 from pathlib import Path
