@@ -97,7 +97,8 @@ def test_rendered_files_follow_the_model_name_and_gpu_choice(
     assert (
         "COPY artifacts/models/fraud-score/1/ /models/fraud-score/${MODEL_VERSION}/" in dockerfile
     )
-    assert "http://127.0.0.1:8501/v1/models/fraud-score/metadata" in dockerfile
+    # HEALTHCHECK on the liveness endpoint (docs/plugins.md, "The HEALTHCHECK rule")
+    assert '"http://127.0.0.1:8501/v1/models/fraud-score"]' in dockerfile
     assert "USER 10001:10001" in dockerfile
     entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", dockerfile, re.MULTILINE)
     assert entrypoint and json.loads(entrypoint.group(1))[0] == "tensorflow_model_server"

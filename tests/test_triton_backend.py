@@ -141,7 +141,8 @@ def test_config_and_manifests_follow_the_gpu_choice(
     assert resources["limits"].get("nvidia.com/gpu") == gpu_request
     dockerfile = (repo / "Dockerfile").read_text()
     assert "COPY artifacts/model.onnx /models/demo-model/${MODEL_VERSION}/model.onnx" in dockerfile
-    assert "/v2/health/ready" in dockerfile and "USER 10001:10001" in dockerfile
+    # HEALTHCHECK on the liveness endpoint (docs/plugins.md, "The HEALTHCHECK rule")
+    assert "/v2/health/live" in dockerfile and "USER 10001:10001" in dockerfile
 
 
 def test_the_check_is_registered_for_triton_repositories_only(
