@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,9 +26,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
+from mlgen.finish import format_python
 from mlgen.fleet import UpdateOptions, update_fleet
 from mlgen.generate import generate
-from mlgen.python_format import ruff_formatted
 from tests.versioned import git, init_repo
 
 pytestmark = pytest.mark.slow
@@ -62,13 +63,20 @@ def _commit(repo: Path, message: str) -> None:
 _INCLUDES = re.compile(r"{%-?\s*(include|import|from)\s")
 
 
-def _layout(path: str, text: str) -> str:
-    """``text`` as compared: a Python file as ruff formats it. Generation formats Python
-    (``mlgen.finish``), so an upstream edit may also move blank lines around it."""
+def _layout(world: World, path: str, text: str) -> str:
+    """``text`` as compared: a Python file as generation lays it out (``mlgen.finish``:
+    imports sorted, then ``ruff format``, with the generated ``pyproject.toml``), since an
+    upstream edit may also move blank lines around it."""
     if not path.endswith(".py"):
         return text
-    formatted = ruff_formatted(text.encode(), path)
-    return text if formatted is None else formatted.decode()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        (folder / "pyproject.toml").write_text("".join(world.generated["pyproject.toml"]))
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        format_python(folder)
+        return target.read_text()
 
 
 def _lines(text: str) -> list[str]:
@@ -322,7 +330,9 @@ def test_random_local_and_upstream_edits(world: World, data: st.DataObject) -> N
                         assert line in text, (path, line)
             else:
                 wanted = _apply(base, local.get(path, []), upstream.get(path, []))
-                assert _layout(path, target.read_text()) == _layout(path, "".join(wanted)), path
+                actual, expected = target.read_text(), "".join(wanted)
+                if actual != expected:
+                    assert _layout(world, path, actual) == _layout(world, path, expected), path
         if local_add:
             assert (repo / LOCAL_NEW_FILE).read_text() == "my notes\n"
         assert (repo / UPSTREAM_NEW_FILE).exists() == upstream_add
