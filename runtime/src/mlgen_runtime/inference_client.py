@@ -32,11 +32,11 @@ from urllib.parse import quote
 
 import numpy as np
 
+from mlgen_runtime.datatypes import NUMBER_TYPES
 from mlgen_runtime.schema import FeatureSchema
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-_NUMPY_TYPES = {"FP32": np.float32, "FP64": np.float64, "INT32": np.int32, "INT64": np.int64}
 
 
 class ClientError(RuntimeError):
@@ -225,7 +225,7 @@ class InferenceClient:
         inputs = self.metadata()["inputs"]
         if len(inputs) == 1 and len(inputs[0]["shape"]) == 2:
             (spec,) = inputs
-            values = batch.astype(_NUMPY_TYPES.get(spec["datatype"], np.float32))
+            values = batch.astype(NUMBER_TYPES.get(spec["datatype"], np.float32))
             return [_tensor(spec, values)]
         if names is None:
             raise ClientError(
@@ -239,7 +239,7 @@ class InferenceClient:
             _tensor(
                 spec,
                 batch[:, columns[spec["name"]]].astype(
-                    _NUMPY_TYPES.get(spec["datatype"], np.float32)
+                    NUMBER_TYPES.get(spec["datatype"], np.float32)
                 ),
             )
             for spec in inputs

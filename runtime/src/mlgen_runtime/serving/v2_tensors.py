@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mlgen_runtime.datatypes import NUMBER_TYPES
 from mlgen_runtime.schema import FeatureSchema
 
 MATRIX_INPUT = "features"
@@ -27,21 +28,6 @@ PROBABILITIES_OUTPUT = "probabilities"
 LABEL_OUTPUT = "label"
 """``INT64 [n, 1]``: the predicted class per row."""
 OUTPUTS = (PROBABILITIES_OUTPUT, LABEL_OUTPUT)
-NUMBER_TYPES: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype("?"),
-    "UINT8": np.dtype("<u1"),
-    "UINT16": np.dtype("<u2"),
-    "UINT32": np.dtype("<u4"),
-    "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("<i1"),
-    "INT16": np.dtype("<i2"),
-    "INT32": np.dtype("<i4"),
-    "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"),
-    "FP32": np.dtype("<f4"),
-    "FP64": np.dtype("<f8"),
-}
-"""The protocol's fixed-size datatypes and their little-endian numpy types."""
 
 
 class TensorError(ValueError):
