@@ -60,7 +60,7 @@ def _commit(repo: Path, message: str) -> None:
     git(repo, "commit", "-q", "--allow-empty", "-m", message)
 
 
-_INCLUDES = re.compile(r"{%-?\s*(include|import|from)\s")
+_INCLUDES = re.compile(r"{%-?\s*(?:include|import|from)\s+['\"]([^'\"]+)['\"]")
 
 
 def _layout(world: World, path: str, text: str) -> str:
@@ -101,14 +101,21 @@ def world(tmp_path_factory: pytest.TempPathFactory, versioned_template: Path) ->
             generated[relative] = _lines(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError:
             continue
+    sources = sorted((template / "template").rglob("*.jinja"))
+    included = {
+        name for source in sources for name in _INCLUDES.findall(source.read_text(encoding="utf-8"))
+    }
     template_files = {}
-    for source in sorted((template / "template").rglob("*.jinja")):
+    for source in sources:
         target = source.relative_to(template / "template").as_posix().removesuffix(".jinja")
         target = target.replace("{{ package_name }}", PACKAGE)
         # A template that includes another renders from more than its own source: an
         # upstream edit of the included file changes it too, which this model of one
-        # source per file cannot predict. The engine still updates it; it is not drawn.
-        if target in generated and not _INCLUDES.search(source.read_text(encoding="utf-8")):
+        # source per file cannot predict. The engine still updates it; it is not drawn. An
+        # included template is not drawn either: deleting it breaks the template itself.
+        included_name = source.relative_to(template).as_posix()
+        text = source.read_text(encoding="utf-8")
+        if target in generated and not _INCLUDES.search(text) and included_name not in included:
             template_files[target] = source
     return World(root, template, repo, generated, template_files)
 
