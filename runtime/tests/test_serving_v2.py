@@ -271,3 +271,25 @@ def test_the_runtime_client_sends_a_matrix_to_a_one_input_model(server: str) -> 
     assert client._inputs(SCHEMA.to_matrix(batch), None)[0]["shape"] == [8, SCHEMA.width]
     result = client.infer_matrix(SCHEMA.to_matrix(batch))
     assert float(np.max(np.abs(result.probabilities - expected(batch)))) < 1e-5
+
+
+def test_the_runtime_client_command_line(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlgen_runtime.inference_client import main
+
+    common = ["--url", f"http://{server}", "--model", NAME, "--schema", "serving_support:SCHEMA"]
+    batch = valid_rows(2)
+    assert main([*common, *(json.dumps(row) for row in batch)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["row"] for line in lines] == batch
+    served = [line["probability"] for line in lines]
+    assert float(np.max(np.abs(np.asarray(served) - expected(batch)))) < 1e-5
+    assert main([*common, json.dumps({**batch[0], "tenure_months": 500.0})]) == 1
+    assert "tenure_months" in capsys.readouterr().err
+
+
+def test_the_runtime_client_says_when_nothing_answers() -> None:
+    client = InferenceClient(f"http://{HOST}:{free_port()}", NAME, timeout=2)
+    assert not client.live() and not client.ready()
+    with pytest.raises(ClientError, match="no answer from") as failure:
+        client.metadata()
+    assert failure.value.status is None
