@@ -16,14 +16,17 @@ Each server is asked ``is_server_live``, ``is_server_ready``, ``is_model_ready``
 ``get_model_metadata``, then ``infer`` with one row and with a batch of 64 (JSON and
 binary tensors); the served probabilities must equal the in-process prediction of the
 same exported model (``modeling.load_exported``) within 1e-5, and the trained model's
-within the export tolerance.
+within the export tolerance. The v2 request each repository's ``docs/serving.md`` shows
+is the same for every backend that speaks v2 (fast tier), and it works on each server.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +37,7 @@ import pytest
 
 from mlgen.environments import python_in, repo_process_environment
 from tests.conftest import BuiltRepos
-from tests.rendering import slow_tier_backends
-
-pytestmark = pytest.mark.slow
+from tests.rendering import render, slow_tier_backends
 
 BATCH = 64
 TOLERANCE = 1e-5
@@ -108,9 +109,43 @@ def v2_backends() -> list[str]:
     return [backend for backend in slow_tier_backends() if backend in SERVERS]
 
 
+DOCUMENTED = re.compile(r"curl -s \S+/v2/models/\S+/infer [^\n]*-d '(\{.*?\})'", re.DOTALL)
+# Ray Serve's ingress is the runtime's service (its server is too slow to start for this
+# tier); TorchServe's v2 envelope and TF Serving are documented as not speaking v2.
+DOCUMENTED_V2 = ("fastapi", "rayserve", "triton", "kserve")
+NOT_V2 = {"torchserve": "not used, and why", "tfserving": "No Open Inference Protocol"}
+
+
+def documented_request(repo: Path) -> str:
+    """The body of the v2 ``curl`` request in a repository's ``docs/serving.md``."""
+    found = DOCUMENTED.findall((repo / "docs" / "serving.md").read_text(encoding="utf-8"))
+    assert len(found) == 1, found
+    return str(found[0])
+
+
+def test_the_docs_show_one_v2_request_for_every_backend(
+    template_root: Path, tmp_path: Path
+) -> None:
+    from mlgen.plugins import get_registry
+
+    installed = set(get_registry().backend_names())
+    bodies = {
+        backend: documented_request(
+            render(template_root, tmp_path / backend, serving_backend=backend)
+        )
+        for backend in DOCUMENTED_V2
+        if backend in installed
+    }
+    assert len(set(bodies.values())) == 1, bodies
+    for backend, says in NOT_V2.items():
+        docs = render(template_root, tmp_path / backend, serving_backend=backend) / "docs"
+        assert says in (docs / "serving.md").read_text(encoding="utf-8"), backend
+
+
 @dataclass(frozen=True)
 class Served:
     backend: str
+    repo: Path
     url: str
     model_name: str
     names: list[str]
@@ -150,6 +185,7 @@ def served(
             facts = _wait_for(out / "server.json", driver, log)
             yield Served(
                 backend=backend,
+                repo=repo,
                 url=facts["url"],
                 model_name=facts["model_name"],
                 names=facts["names"],
@@ -180,6 +216,7 @@ def _wait_for(path: Path, driver: subprocess.Popen[bytes], log: Path) -> dict[st
     return loaded
 
 
+@pytest.mark.slow
 def test_health_and_metadata(served: Served) -> None:
     import tritonclient.http as triton
 
@@ -199,6 +236,7 @@ def test_health_and_metadata(served: Served) -> None:
     assert "probabilities" in {tensor["name"] for tensor in metadata["outputs"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("binary_data", [False, True], ids=["json", "binary"])
 @pytest.mark.parametrize("count", [1, BATCH])
 def test_infer_equals_the_in_process_prediction(
@@ -240,3 +278,19 @@ def test_infer_equals_the_in_process_prediction(
     assert labels is not None
     assert labels.reshape(-1).tolist() == [int(p >= 0.5) for p in served_positive]
     assert result.get_response()["id"] == f"r{count}"
+
+
+@pytest.mark.slow
+def test_the_documented_request_works(served: Served) -> None:
+    body = documented_request(served.repo)
+    request = urllib.request.Request(
+        f"{served.url}/v2/models/{served.model_name}/infer",
+        data=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as response:
+        answer = json.loads(response.read())
+    (output,) = answer["outputs"]
+    assert output["name"] == "probabilities" and output["shape"] == [1, 2], answer
+    assert sum(output["data"]) == pytest.approx(1.0, abs=1e-5)
