@@ -26,6 +26,7 @@ import json
 import re
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -294,3 +295,35 @@ def test_the_documented_request_works(served: Served) -> None:
     (output,) = answer["outputs"]
     assert output["name"] == "probabilities" and output["shape"] == [1, 2], answer
     assert sum(output["data"]) == pytest.approx(1.0, abs=1e-5)
+
+
+MALFORMED = {
+    "wrong-datatype": lambda tensor: {"inputs": [{**tensor, "datatype": "FP64"}]},
+    "wrong-shape": lambda tensor: {
+        "inputs": [{**tensor, "shape": [1, 5], "data": tensor["data"][:5]}]
+    },
+    "unknown-input": lambda tensor: {"inputs": [tensor, {**tensor, "name": "zip_code"}]},
+    "missing-input": lambda tensor: {"inputs": []},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_request_is_a_400_naming_the_input(served: Served, case: str) -> None:
+    (tensor,) = json.loads(documented_request(served.repo))["inputs"]
+    body = MALFORMED[case](tensor)
+    request = urllib.request.Request(
+        f"{served.url}/v2/models/{served.model_name}/infer",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        opener.open(request, timeout=10)
+    answer = json.loads(refused.value.read())
+    assert refused.value.code == 400, answer
+    assert set(answer) == {"error"}, answer
+    # A missing input: the runtime's service names the first missing feature tensor
+    # (its metadata's inputs), Triton and KServe the one matrix tensor.
+    named = {"unknown-input": ["zip_code"], "missing-input": ["features", *served.names]}
+    assert any(repr(name) in answer["error"] for name in named.get(case, ["features"])), answer

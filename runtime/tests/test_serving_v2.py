@@ -113,6 +113,10 @@ def test_json_inference_echoes_the_id_and_selects_outputs(client: TestClient) ->
         (lambda t: t[2].update(shape=[1], data=[0]), "different batch sizes"),
         (lambda t: t[2].update(datatype="BYTES"), "datatype BYTES, the model takes INT64"),
         (lambda t: t.append(dict(t[0])), "'tenure_months' is given more than once"),
+        (
+            lambda t: t.append({**t[0], "name": MATRIX_INPUT, "shape": [2, 4]}),
+            "unknown input 'tenure_months': beside one 'features' tensor",
+        ),
     ],
 )
 def test_malformed_requests_get_the_error_object(
