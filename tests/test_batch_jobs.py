@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from mlgen_checks.kubernetes import build_overlays
+from mlgen_checks.kubernetes import build_overlays, run_checkov
 
 from mlgen.check_runner import run_checks
 from tests.rendering import render
@@ -93,6 +93,48 @@ def test_the_jobs_pass_checkov_and_a_root_pod_does_not(repo: Path, tmp_path: Pat
     )
     (result,) = [r for _, r in run_checks(broken, only=("checkov-kubernetes",))]
     assert not result.ok and "CKV_K8S_20" in result.detail
+
+
+def _job_from_cronjob(cronjob: dict[str, Any], name: str) -> dict[str, Any]:
+    """The Job ``kubectl create job NAME --from=cronjob/...`` creates (kubectl's
+    ``create_job.go``: the CronJob's jobTemplate, its labels and annotations, plus the
+    manual-instantiation annotation)."""
+    template = cronjob["spec"]["jobTemplate"]
+    metadata = template.get("metadata", {})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": cronjob["metadata"]["namespace"],
+            "labels": metadata.get("labels", {}),
+            "annotations": {
+                **metadata.get("annotations", {}),
+                "cronjob.kubernetes.io/instantiate": "manual",
+            },
+        },
+        "spec": template["spec"],
+    }
+
+
+@pytest.mark.slow
+def test_the_one_off_training_job_validates(repo: Path, tmp_path: Path) -> None:
+    """The Retrain workflow's in-cluster run is a Job made from CronJob <model>-train (one
+    pod spec for both, and no Job in the applied overlay: a Job's pod template is
+    immutable, so re-applying a changed one would fail). That Job is itself valid."""
+    from kubernetes_validate import utils
+
+    job = _job_from_cronjob(_cronjobs(repo)["fraud-score-train"], "fraud-score-train-manual")
+    utils.validate(job, utils.latest_version(), strict=True)
+    # Scanned beside the jobs' NetworkPolicy, which selects it as it selects the CronJobs'.
+    policies = [o for o in build_overlays(repo)["jobs"] if o["kind"] == "NetworkPolicy"]
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump_all([job, *policies]), encoding="utf-8")
+    result = run_checkov(tmp_path, "kubernetes", ["-f", "job.yaml"])
+    assert result.ok, result.detail
+    assert job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {
+        "cpu": "3",
+        "memory": "6Gi",
+    }
 
 
 def _steps(workflow: dict[str, Any]) -> dict[str, Any]:

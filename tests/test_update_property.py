@@ -65,8 +65,9 @@ _INCLUDES = re.compile(r"{%-?\s*(?:include|import|from)\s+['\"]([^'\"]+)['\"]")
 
 def _layout(world: World, path: str, text: str) -> str:
     """``text`` as compared: a Python file as generation lays it out (``mlgen.finish``:
-    imports sorted, then ``ruff format``, with the generated ``pyproject.toml``), since an
-    upstream edit may also move blank lines around it."""
+    imports sorted, then ``ruff format``, with the generated ``pyproject.toml``) without its
+    blank lines: an edit next to an import may leave a blank line on either side of a
+    comment, both stable under the formatter and neither losing a change."""
     if not path.endswith(".py"):
         return text
     with tempfile.TemporaryDirectory() as scratch:
@@ -76,7 +77,7 @@ def _layout(world: World, path: str, text: str) -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
         format_python(folder)
-        return target.read_text()
+        return "".join(line for line in _lines(target.read_text()) if line.strip())
 
 
 def _lines(text: str) -> list[str]:
@@ -124,10 +125,42 @@ def _unique_lines(lines: list[str]) -> set[str]:
     return {line for line in lines if lines.count(line) == 1 and line.endswith("\n")}
 
 
+def _formatter_settings(lines: list[str]) -> set[int]:
+    """Indices of ``[tool.ruff*]`` lines in a pyproject: an edit there re-lays out every
+    Python file of the render, which this model of line edits cannot predict."""
+    inside, indices = False, set()
+    for index, line in enumerate(lines):
+        if line.startswith("["):
+            inside = line.startswith("[tool.ruff")
+        if inside:
+            indices.add(index)
+    return indices
+
+
+def _import_block(lines: list[str]) -> set[int]:
+    """Indices of a Python file's import lines and the lines just before them: the
+    import sorter lays that block out (a comment inserted after an import moves below
+    the next blank line), which this model of line edits cannot predict."""
+    imports = {i for i, line in enumerate(lines) if line.startswith(("import ", "from "))}
+    return imports | {i - 1 for i in imports}
+
+
+def _laid_out(path: str, lines: list[str]) -> set[int]:
+    """Indices of lines whose layout generation decides, not the template text."""
+    if path == "pyproject.toml":
+        return _formatter_settings(lines)
+    return _import_block(lines) if path.endswith(".py") else set()
+
+
 def _local_positions(world: World, path: str) -> list[int]:
     lines = world.generated[path]
     unique = _unique_lines(lines)
-    return [index for index, line in enumerate(lines) if line in unique and line.strip()]
+    settings = _laid_out(path, lines)
+    return [
+        index
+        for index, line in enumerate(lines)
+        if line in unique and line.strip() and index not in settings
+    ]
 
 
 def _upstream_positions(world: World, path: str) -> list[int]:
@@ -139,15 +172,17 @@ def _upstream_positions(world: World, path: str) -> list[int]:
     positions = []
     for number, line in enumerate(source):
         following = source[number + 1].lstrip() if number + 1 < len(source) else ""
+        preceding = source[number - 1].rstrip() if number else ""
         if (
             line in in_generated
             and line in in_source
             and line.strip()
             and not any(marker in line for marker in JINJA_MARKERS)
             and not following.startswith(("{%-", "{{-", "{#-"))
+            and not preceding.endswith(("-%}", "-}}", "-#}"))  # it strips what follows
         ):
             positions.append(generated.index(line))
-    return sorted(positions)
+    return sorted(set(positions) - _laid_out(path, generated))
 
 
 Script = dict[str, list[tuple[str, int, str]]]  # path -> (operation, base line, new text)
