@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -44,25 +45,25 @@ BATCH = 64
 TOLERANCE = 1e-5
 READY_TIMEOUT_S = 600.0  # training and a cold import of kserve or tritonserver on 2 cores
 
-# How each backend's repository serves its exported model; ``serve(url)`` hands the
-# base URL to the test and returns when the test is done.
+# How each backend's repository serves its exported model; ``serve(url, grpc)`` hands the
+# base URL (and the gRPC address, if any) to the test and returns when the test is done.
 SERVERS = {
     "fastapi": """
 from {package}.serving.smoke import running_server
 with running_server(artifact) as url:
-    serve(url)
+    serve(url, None)
 """,
     "kserve": """
 from {package}.serving.smoke import running_server
 with running_server(artifact) as server:
-    serve(server.base_url)
+    serve(server.base_url, server.grpc_address)
 """,
     "triton": """
 from mlgen_runtime.backends import triton_local
 from {package}.serving import model_repository
 local = model_repository.build_local_repository(artifact, out / "triton-local")
 with triton_local.running(local) as server:
-    serve("http://" + server.http_url)
+    serve("http://" + server.http_url, triton_local.HOST + ":" + str(server.grpc_port))
 """,
 }
 
@@ -97,8 +98,8 @@ facts = {{
     "export_tolerance": train.EXPORT_TOLERANCE,
 }}
 
-def serve(url):
-    (out / "server.json").write_text(json.dumps({{**facts, "url": url}}))
+def serve(url, grpc):
+    (out / "server.json").write_text(json.dumps({{**facts, "url": url, "grpc": grpc}}))
     sys.stdin.read()
 
 {serve}
@@ -148,6 +149,7 @@ class Served:
     backend: str
     repo: Path
     url: str
+    grpc: str | None
     model_name: str
     names: list[str]
     matrix: np.ndarray
@@ -188,6 +190,7 @@ def served(
                 backend=backend,
                 repo=repo,
                 url=facts["url"],
+                grpc=facts["grpc"],
                 model_name=facts["model_name"],
                 names=facts["names"],
                 matrix=np.asarray(facts["matrix"]),
@@ -393,3 +396,39 @@ def test_no_v2_body_gets_a_server_error(served: Served) -> None:
         assert status < 500, (status, text[:500], body)
 
     post()
+
+
+# In a process of its own: tritonclient.grpc and kserve (imported by runtime tests in the
+# same worker) register the same protobuf names, which protobuf refuses.
+GRPC_CLIENT = """
+import json, sys
+import numpy as np
+import tritonclient.grpc as triton_grpc
+address, model, matrix = sys.argv[1], sys.argv[2], np.asarray(json.loads(sys.argv[3]), np.float32)
+client = triton_grpc.InferenceServerClient(address)
+tensor = triton_grpc.InferInput("features", list(matrix.shape), "FP32")
+tensor.set_data_from_numpy(matrix)
+result = client.infer(model, [tensor], request_id="g1")
+print(json.dumps({
+    "live": client.is_server_live(),
+    "ready": client.is_model_ready(model),
+    "id": result.get_response().id,
+    "probabilities": result.as_numpy("probabilities").tolist(),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_grpc_infer_equals_the_in_process_prediction(served: Served) -> None:
+    """``tritonclient.grpc`` where the server speaks v2 over gRPC too (Triton, KServe)."""
+    if served.grpc is None:
+        pytest.skip(f"{served.backend} serves v2 over REST only")
+    matrix = json.dumps(served.matrix.tolist())
+    command = [sys.executable, "-c", GRPC_CLIENT, served.grpc, served.model_name, matrix]
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    answer = json.loads(ran.stdout)
+    assert answer["live"] and answer["ready"] and answer["id"] == "g1"
+    probabilities = np.asarray(answer["probabilities"])
+    assert probabilities.shape == (BATCH, 2)
+    assert float(np.max(np.abs(probabilities[:, 1] - served.exported))) < TOLERANCE

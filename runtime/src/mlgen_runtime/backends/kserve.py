@@ -312,6 +312,9 @@ class SchemaModel(kserve.Model):  # type: ignore[misc]
             model_version=self.version,
             infer_outputs=outputs,
             from_grpc=payload.request.from_grpc,
+            # raw outputs for raw gRPC inputs (what tritonclient.grpc sends and reads), or
+            # when a REST request asks for binary outputs
+            use_binary_outputs=payload.request.use_binary_outputs,
         )
 
 
