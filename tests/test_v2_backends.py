@@ -5,6 +5,8 @@ talks to the server each backend that speaks v2 natively really runs, started by
 generated repository's own code in its shared environment:
 
 * ``fastapi``: the generated service under uvicorn (``serving.smoke.running_server``);
+* ``rayserve``: ``serve run`` of the repository's Serve config, the runtime's service as
+  the ingress (``serving.smoke.running_server``);
 * ``kserve``: KServe's ``ModelServer`` from PyPI (``serving.smoke.running_server``);
 * ``triton``: the tritonserver binary of the ``nvidia-pytriton`` wheel
   (:mod:`mlgen_runtime.backends.triton_local`). That build has no ``onnxruntime``
@@ -57,6 +59,11 @@ with running_server(artifact) as url:
 from {package}.serving.smoke import running_server
 with running_server(artifact) as server:
     serve(server.base_url, server.grpc_address)
+""",
+    "rayserve": """
+from {package}.serving.smoke import running_server
+with running_server(artifact) as server:
+    serve(server.base_url, None)
 """,
     "triton": """
 from mlgen_runtime.backends import triton_local
@@ -112,8 +119,7 @@ def v2_backends() -> list[str]:
 
 
 DOCUMENTED = re.compile(r"curl -s \S+/v2/models/\S+/infer [^\n]*-d '(\{.*?\})'", re.DOTALL)
-# Ray Serve's ingress is the runtime's service (its server is too slow to start for this
-# tier); TorchServe's v2 envelope and TF Serving are documented as not speaking v2.
+# TorchServe's v2 envelope and TF Serving are documented as not speaking v2.
 DOCUMENTED_V2 = ("fastapi", "rayserve", "triton", "kserve")
 NOT_V2 = {"torchserve": "not used, and why", "tfserving": "No Open Inference Protocol"}
 
