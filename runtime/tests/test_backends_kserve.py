@@ -69,3 +69,15 @@ def test_values_outside_the_schema_name_the_row(row: list[float], message: str) 
     kserve_backend.check_matrix(SCHEMA, np.array([[1.0, 1.0]]))
     with pytest.raises(InvalidInput, match=message):
         kserve_backend.check_matrix(SCHEMA, np.array([[1.0, 1.0], row]))
+
+
+def test_requested_outputs_are_checked_and_default_to_all() -> None:
+    from kserve.protocol.infer_type import RequestedOutput
+
+    request = v2(np.array([[30.0, 1.0]], dtype=np.float32))
+    assert kserve_backend.requested_outputs(request) == ["probabilities", "label"]
+    request.request_outputs = [RequestedOutput("label")]
+    assert kserve_backend.requested_outputs(request) == ["label"]
+    request.request_outputs = [RequestedOutput("probability")]
+    with pytest.raises(InvalidInput, match="unknown output 'probability'"):
+        kserve_backend.requested_outputs(request)

@@ -113,6 +113,10 @@ def test_json_inference_echoes_the_id_and_selects_outputs(client: TestClient) ->
         (lambda t: t[2].update(shape=[1], data=[0]), "different batch sizes"),
         (lambda t: t[2].update(datatype="BYTES"), "datatype BYTES, the model takes INT64"),
         (lambda t: t.append(dict(t[0])), "'tenure_months' is given more than once"),
+        (
+            lambda t: t.append({**t[0], "name": MATRIX_INPUT, "shape": [2, 4]}),
+            "unknown input 'tenure_months': beside one 'features' tensor",
+        ),
     ],
 )
 def test_malformed_requests_get_the_error_object(
@@ -271,3 +275,25 @@ def test_the_runtime_client_sends_a_matrix_to_a_one_input_model(server: str) -> 
     assert client._inputs(SCHEMA.to_matrix(batch), None)[0]["shape"] == [8, SCHEMA.width]
     result = client.infer_matrix(SCHEMA.to_matrix(batch))
     assert float(np.max(np.abs(result.probabilities - expected(batch)))) < 1e-5
+
+
+def test_the_runtime_client_command_line(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlgen_runtime.inference_client import main
+
+    common = ["--url", f"http://{server}", "--model", NAME, "--schema", "serving_support:SCHEMA"]
+    batch = valid_rows(2)
+    assert main([*common, *(json.dumps(row) for row in batch)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["row"] for line in lines] == batch
+    served = [line["probability"] for line in lines]
+    assert float(np.max(np.abs(np.asarray(served) - expected(batch)))) < 1e-5
+    assert main([*common, json.dumps({**batch[0], "tenure_months": 500.0})]) == 1
+    assert "tenure_months" in capsys.readouterr().err
+
+
+def test_the_runtime_client_says_when_nothing_answers() -> None:
+    client = InferenceClient(f"http://{HOST}:{free_port()}", NAME, timeout=2)
+    assert not client.live() and not client.ready()
+    with pytest.raises(ClientError, match="no answer from") as failure:
+        client.metadata()
+    assert failure.value.status is None

@@ -205,6 +205,18 @@ def run_in_repo(
     ``src`` folder is put on ``PYTHONPATH`` since the shared environment does not
     contain the repository's own package.
     """
+    env = repo_process_environment(repo, environment, extra_env)
+    argv = [str(python_in(environment)) if part == "python" else part for part in command]
+    return subprocess.run(
+        argv, cwd=repo, env=env, text=True, capture_output=capture, timeout=timeout
+    )
+
+
+def repo_process_environment(
+    repo: Path, environment: Path, extra_env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The process environment :func:`run_in_repo` gives a command (for a long-running
+    process started some other way): ``environment`` active, ``repo/src`` importable."""
     env = dict(os.environ)
     env["VIRTUAL_ENV"] = str(environment)
     env["PATH"] = os.pathsep.join([str(environment / "bin"), env.get("PATH", "")])
@@ -213,10 +225,7 @@ def run_in_repo(
     )
     env.pop("PYTHONHOME", None)
     env.update(extra_env or {})
-    argv = [str(python_in(environment)) if part == "python" else part for part in command]
-    return subprocess.run(
-        argv, cwd=repo, env=env, text=True, capture_output=capture, timeout=timeout
-    )
+    return env
 
 
 REPO_PYTHON_ENV = "MLGEN_REPO_PYTHON"

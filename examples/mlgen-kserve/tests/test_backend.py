@@ -27,7 +27,6 @@ def test_backend_serves_with_kserve_not_the_reference_app() -> None:
     files = registry.contributed_files({"serving_backend": "kserve"})
     for path in (
         "src/{{ package_name }}/serving/model.py",
-        "src/{{ package_name }}/serving/client.py",
         "src/{{ package_name }}/serving/smoke.py",
         "tests/test_serving.py",
         "Dockerfile",
@@ -36,6 +35,8 @@ def test_backend_serves_with_kserve_not_the_reference_app() -> None:
     ):
         assert path in files, path
     assert "src/{{ package_name }}/serving/app.py" not in files
+    # No client of its own: the runtime's shared v2 client (mlgen_runtime.inference_client).
+    assert "src/{{ package_name }}/serving/client.py" not in files
     # Of deploy/k8s the plugin contributes only its kustomize patch; the template lists it.
     contributed_k8s = [path for path in files if path.startswith("deploy/k8s/")]
     assert contributed_k8s == [mlgen_kserve.GRACE_PATCH_PATH]

@@ -16,11 +16,19 @@ Usage::
     client.wait_ready(timeout=30)
     result = client.infer_matrix(schema.to_matrix(rows))
     result.probabilities  # numpy array, one per row
+
+Command line (rows as JSON objects; default: the schema's example row)::
+
+    python -m mlgen_runtime.inference_client --url http://127.0.0.1:8000 --model churn \
+        --schema churn.features:SCHEMA ['{"tenure_months": 7, ...}']
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -98,8 +106,10 @@ class InferenceClient:
         self._metadata: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ HTTP
-    def _request(self, path: str, payload: Any = None) -> tuple[int, Any]:
-        """GET ``path`` (or POST ``payload`` as JSON); the status and decoded body."""
+    def request(self, path: str, payload: Any = None) -> tuple[int, Any]:
+        """GET ``path`` (or POST ``payload`` as JSON) on the server; the status and the
+        decoded body (text when it is not JSON). An error status is returned, not raised
+        (a test sends malformed bodies this way); no answer raises :class:`ClientError`."""
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(
             f"{self.base_url}{path}",
@@ -137,7 +147,7 @@ class InferenceClient:
 
     def _status(self, path: str) -> int | None:
         try:
-            return self._request(path)[0]
+            return self.request(path)[0]
         except ClientError:
             return None
 
@@ -156,7 +166,7 @@ class InferenceClient:
     def metadata(self) -> dict[str, Any]:
         """``GET /v2/models/<name>``: the model's inputs and outputs (read once)."""
         if self._metadata is None:
-            status, body = self._request(self._model_path)
+            status, body = self.request(self._model_path)
             if status != 200 or not isinstance(body, dict) or "inputs" not in body:
                 raise ClientError(
                     f"no metadata for model {self.model_name!r}: {status} {body!r}", status, body
@@ -214,7 +224,7 @@ class InferenceClient:
         }
         if user_id is not None:
             payload["parameters"] = {"user_id": user_id}
-        status, body = self._request(f"{self._model_path}/infer", payload)
+        status, body = self.request(f"{self._model_path}/infer", payload)
         if status != 200 or not isinstance(body, dict):
             message = body.get("error", body) if isinstance(body, dict) else body
             raise ClientError(f"inference failed ({status}): {message}", status, body)
@@ -282,3 +292,45 @@ def _tensor(spec: Mapping[str, Any], values: np.ndarray) -> dict[str, Any]:
         "datatype": spec["datatype"],
         "data": values.reshape(-1).tolist(),
     }
+
+
+def _load_schema(reference: str) -> FeatureSchema:
+    """The :class:`FeatureSchema` named ``module:attribute``."""
+    module, _, attribute = reference.partition(":")
+    schema = getattr(importlib.import_module(module), attribute or "SCHEMA")
+    if not isinstance(schema, FeatureSchema):
+        raise TypeError(f"{reference} is not a FeatureSchema")
+    return schema
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Predict rows given as JSON objects; one JSON line per row. Exit status 1 when the
+    rows are invalid or the server refuses them."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mlgen_runtime.inference_client",
+        description="Predict rows through the Open Inference Protocol (KServe v2 REST).",
+    )
+    parser.add_argument("rows", nargs="*", help="JSON objects with every feature")
+    parser.add_argument("--url", required=True, help="the server's base URL (http://host:port)")
+    parser.add_argument("--model", required=True, help="the model's name")
+    parser.add_argument(
+        "--schema", required=True, help="the feature schema, module:attribute (pkg.features:SCHEMA)"
+    )
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS)
+    args = parser.parse_args(argv)
+    schema = _load_schema(args.schema)
+    rows = [json.loads(text) for text in args.rows] or [schema.example_row()]
+    client = InferenceClient(args.url, args.model, timeout=args.timeout)
+    try:
+        result = client.infer_rows(rows, schema)
+    except (ValueError, ClientError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    labels = [None] * len(rows) if result.labels is None else result.labels.tolist()
+    for row, probability, label in zip(rows, result.probabilities.tolist(), labels, strict=True):
+        print(json.dumps({"row": row, "probability": probability, "label": label}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,6 +9,7 @@ its own is the model and the server's command; the rest is here:
   :func:`uvicorn_server` does it for an ASGI app (``package.serving.app:app``);
 * :func:`post_json` / :func:`predict`: a JSON ``POST`` over loopback, never via a proxy;
 * :func:`served_probability` and :func:`compare`: read and check the answer;
+  :func:`v2_probability`: the same example through the Open Inference Protocol;
 * :func:`main`: the command line (``--out``, ``--rows``, ``--timeout``) around a
   repository's ``smoke(out_dir, rows, timeout)``; exit status 0, or 1 with the reason.
 
@@ -36,10 +37,13 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlgen_runtime.process import HOST, ServerError, free_port, http_status, running
 from mlgen_runtime.training import TrainingError
+
+if TYPE_CHECKING:
+    from mlgen_runtime.schema import FeatureSchema
 
 __all__ = [
     "SmokeError",
@@ -51,6 +55,7 @@ __all__ = [
     "served_probability",
     "uvicorn_command",
     "uvicorn_server",
+    "v2_probability",
 ]
 
 READY_TIMEOUT_SECONDS = 30.0
@@ -108,6 +113,36 @@ def served_probability(response: Any) -> float:
             raise ValueError("empty model_version")
     except (KeyError, TypeError, ValueError) as error:
         raise SmokeError(f"unexpected response {response!r}: {error}") from None
+    return probability
+
+
+def v2_probability(
+    base_url: str,
+    model_name: str,
+    row: Mapping[str, float],
+    schema: FeatureSchema,
+    timeout: float = REQUEST_TIMEOUT_SECONDS,
+) -> float:
+    """The positive-class probability of ``row`` through the Open Inference Protocol
+    (``POST /v2/models/<name>/infer``, :mod:`mlgen_runtime.inference_client`); prints the
+    request and the answer.
+
+    Raises:
+        SmokeError: the server refused the request or did not answer.
+    """
+    from mlgen_runtime.inference_client import ClientError, InferenceClient
+
+    client = InferenceClient(base_url, model_name, timeout=timeout)
+    print(f"request  POST /v2/models/{model_name}/infer features={json.dumps(dict(row))}")
+    try:
+        result = client.infer_rows([row], schema)
+    except ClientError as error:
+        raise SmokeError(f"v2 infer failed: {error}") from None
+    probability = float(result.probabilities[0])
+    label = None if result.labels is None else int(result.labels[0])
+    print(
+        f"response probability={probability:.6f} label={label} model_version={result.model_version}"
+    )
     return probability
 
 

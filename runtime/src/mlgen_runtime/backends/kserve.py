@@ -6,14 +6,17 @@ its loader and its model name to :func:`main`; what it serves:
 
 * ``POST /v2/models/<name>/infer`` (Open Inference Protocol v2, REST and gRPC): one FP32
   input tensor (the ONNX graph's input name) of shape ``[n, width]``, columns in schema
-  order; outputs ``probability`` (FP32, ``[n]``) and ``label`` (INT64, ``[n]``);
+  order; outputs ``probabilities`` (FP32, ``[n, 2]``: both classes, as the ONNX graph and
+  the runtime's own service answer) and ``label`` (INT64, ``[n]``), or those the request's
+  ``outputs`` name;
 * ``POST /v1/models/<name>:predict``: ``{"instances": [{feature: value, ...}]}`` (feature
   objects, as the other mlgen backends take them, or lists in column order);
 * KServe's health, metadata and ``/metrics`` endpoints, plus
   ``model_inference_errors{model_name,reason}`` and ``model_prediction_probability``.
 
 Out-of-range values, non-finite values, non-codes of categorical features, a wrong
-tensor name, datatype or shape and batches above ``max_batch_size`` answer 400
+tensor name, datatype or shape, an unknown requested output and batches above
+``max_batch_size`` answer 400
 (``InvalidInput``). KServe only starts serving once the model is loaded: a model that
 is missing or cannot load makes :func:`main` log ``<name> model NOT ready: ...`` and
 return 1, so Kubernetes never routes traffic to a server without a model.
@@ -50,8 +53,9 @@ from mlgen_runtime.schema import FeatureSchema
 logger = logging.getLogger("kserve")
 
 INPUT_DATATYPE = "FP32"
-PROBABILITY_OUTPUT = "probability"
+PROBABILITIES_OUTPUT = "probabilities"
 LABEL_OUTPUT = "label"
+OUTPUTS = (PROBABILITIES_OUTPUT, LABEL_OUTPUT)
 
 # In the default Prometheus registry, which the model server's /metrics exposes next to
 # KServe's own request_{preprocess,predict,postprocess}_seconds histograms.
@@ -67,6 +71,8 @@ PREDICTION_PROBABILITY = Histogram(
     ["model_name"],
     buckets=tuple(round(0.1 * step, 1) for step in range(1, 11)),
 )
+
+_DATATYPES = {PROBABILITIES_OUTPUT: "FP32", LABEL_OUTPUT: "INT64"}
 
 Predict = Callable[[np.ndarray], np.ndarray]
 """An exported model: a float32 matrix in, positive-class probabilities out."""
@@ -115,6 +121,16 @@ def v2_features(
     except (TypeError, ValueError) as error:  # wrong element count, non-numbers
         raise InvalidInput(f"input {input_name!r}: {error}") from None
     return np.ascontiguousarray(matrix, dtype=np.float32)
+
+
+def requested_outputs(request: InferRequest) -> list[str]:
+    """The outputs a v2 request names, in its order (all of :data:`OUTPUTS` when it names
+    none); ``InvalidInput`` for a name the model does not have."""
+    names = [output.name for output in request.request_outputs or ()]
+    unknown = [name for name in names if name not in OUTPUTS]
+    if unknown:
+        raise InvalidInput(f"unknown output {unknown[0]!r}: the model has {', '.join(OUTPUTS)}")
+    return names or list(OUTPUTS)
 
 
 def v1_features(payload: Any, schema: FeatureSchema, max_batch_size: int) -> np.ndarray:
@@ -232,7 +248,7 @@ class SchemaModel(kserve.Model):  # type: ignore[misc]
     def get_output_types(self) -> list[dict[str, Any]]:
         """The v2 metadata of the output tensors."""
         return [
-            {"name": PROBABILITY_OUTPUT, "datatype": "FP32", "shape": [-1]},
+            {"name": PROBABILITIES_OUTPUT, "datatype": "FP32", "shape": [-1, 2]},
             {"name": LABEL_OUTPUT, "datatype": "INT64", "shape": [-1]},
         ]
 
@@ -246,6 +262,7 @@ class SchemaModel(kserve.Model):  # type: ignore[misc]
         try:
             if isinstance(payload, InferRequest):
                 features = v2_features(payload, schema, self.spec.input_name, self.max_batch_size)
+                requested_outputs(payload)
                 request: InferRequest | None = payload
             else:
                 features = v1_features(payload, schema, self.max_batch_size)
@@ -280,15 +297,20 @@ class SchemaModel(kserve.Model):  # type: ignore[misc]
                 "predictions": [{"probability": p, "label": label} for p, label in pairs],
                 "model_version": self.version,
             }
-        probability = InferOutput(PROBABILITY_OUTPUT, list(probabilities.shape), "FP32")
-        probability.set_data_from_numpy(probabilities, binary_data=False)
-        label = InferOutput(LABEL_OUTPUT, list(labels.shape), "INT64")
-        label.set_data_from_numpy(labels, binary_data=False)
+        values = {
+            PROBABILITIES_OUTPUT: np.stack([1.0 - probabilities, probabilities], axis=1),
+            LABEL_OUTPUT: labels,
+        }
+        outputs = []
+        for name in requested_outputs(payload.request):
+            output = InferOutput(name, list(values[name].shape), _DATATYPES[name])
+            output.set_data_from_numpy(values[name], binary_data=False)
+            outputs.append(output)
         return InferResponse(
             response_id=payload.request.id or str(uuid.uuid4()),
             model_name=self.name,
             model_version=self.version,
-            infer_outputs=[probability, label],
+            infer_outputs=outputs,
             from_grpc=payload.request.from_grpc,
         )
 

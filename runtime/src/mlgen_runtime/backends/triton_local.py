@@ -9,9 +9,10 @@ same ``model.onnx`` run by ONNX Runtime).
 Usage::
 
     from mlgen_runtime.backends import triton_local
+    from mlgen_runtime.inference_client import InferenceClient
 
     with triton_local.running(repository) as server:
-        client = TritonClient(server.http_url)
+        client = InferenceClient(f"http://{server.http_url}", "my-model")
 
 :func:`find_distribution` raises :class:`ServerUnavailable` (with the reason) when no
 tritonserver can run here; callers fall back or skip.

@@ -162,6 +162,12 @@ class InputReader:
         if len(set(names)) != len(names):
             repeated = sorted({name for name in names if names.count(name) > 1})
             raise TensorError(f"input {repeated[0]!r} is given more than once")
+        if MATRIX_INPUT in names and len(names) > 1 and MATRIX_INPUT not in self.specs:
+            other = next(name for name in names if name != MATRIX_INPUT)
+            raise TensorError(
+                f"unknown input {other!r}: beside one {MATRIX_INPUT!r} tensor the model "
+                "takes no other input"
+            )
         by_feature = names != [MATRIX_INPUT] or MATRIX_INPUT in self.specs
         if by_feature:
             matrix, offset = self._columns(tensors, binary)
