@@ -83,13 +83,13 @@ def backends(as_json: bool) -> None:
         return
     headers = ["name", "format", "distribution", "version", "api", "frameworks", "description"]
     keys = ("name", "formats", "distribution", "version", "api_version", "frameworks")
-    table = [
-        [",".join(row[key]) if isinstance(row[key], list) else str(row[key]) for key in keys]
-        + [str(row["description"])]
-        for row in rows
-    ]
+    table = [[_cell(row[key]) for key in keys] + [str(row["description"])] for row in rows]
     for line in _format_table(headers, table):
         click.echo(line)
+
+
+def _cell(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _format_table(headers: list[str], rows: list[list[str]]) -> list[str]:
