@@ -179,3 +179,23 @@ def test_boosted_trees_code_is_clean_for_its_own_ruff(
             [BIN / "ruff", *command, "--no-cache", "."], cwd=repo, capture_output=True, text=True
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_update_of_a_repository_predating_the_question_keeps_its_model(
+    tmp_path: Path, versioned_template: Path
+) -> None:
+    """A torchserve repository whose answers have no ``model_framework`` (made before the
+    question existed) updates to pytorch, its old model: modeling.py is not touched."""
+    from tests.test_update import answers_of, make_repo, update
+    from tests.versioned import commit_all
+
+    repo = make_repo(tmp_path / "repo", versioned_template, serving_backend="torchserve")
+    answers = repo / ".copier-answers.yml"
+    lines = answers.read_text().splitlines(keepends=True)
+    answers.write_text("".join(line for line in lines if not line.startswith("model_framework:")))
+    commit_all(repo, "answers as a repository made before model_framework has them")
+    modeling = (repo / "src/demo_model/modeling.py").read_bytes()
+    changes = update(repo, vcs_ref="v2")
+    assert all(path != "src/demo_model/modeling.py" for _, path in changes), changes
+    assert (repo / "src/demo_model/modeling.py").read_bytes() == modeling
+    assert answers_of(repo)["model_framework"] == "pytorch"
