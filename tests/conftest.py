@@ -61,15 +61,31 @@ class BuiltRepos:
         self._template = template
         self._built: dict[str, tuple[Path, Path]] = {}
 
-    def get(self, backend: str) -> tuple[Path, Path]:
-        """Return ``(repo, environment)`` for ``backend``, rendering and installing once."""
-        if backend not in self._built:
+    def get(
+        self, backend: str, framework: str | None = None, share_with: tuple[str, ...] = ()
+    ) -> tuple[Path, Path]:
+        """Return ``(repo, environment)`` for ``backend`` (and a ``model_framework``
+        answer; default: the backend's), rendering and installing once. The environment
+        also satisfies the repositories of ``backend`` with the ``share_with``
+        frameworks, so those share it."""
+        key = f"{backend}-{framework}" if framework else backend
+        if key not in self._built:
             from mlgen.environments import shared_environment
-            from tests.rendering import render
 
-            repo = render(self._template, self._root / backend, serving_backend=backend)
-            self._built[backend] = (repo, shared_environment(repo))
-        return self._built[backend]
+            repo = self._render(backend, framework)
+            others = [self._render(backend, other) for other in share_with if other != framework]
+            self._built[key] = (repo, shared_environment(repo, also=others))
+        return self._built[key]
+
+    def _render(self, backend: str, framework: str | None) -> Path:
+        from tests.rendering import render
+
+        answers = {"model_framework": framework} if framework else {}
+        name = f"{backend}-{framework}" if framework else backend
+        destination = self._root / name
+        if destination.is_dir():
+            return destination
+        return render(self._template, destination, serving_backend=backend, **answers)
 
 
 @pytest.fixture(scope="session")

@@ -49,6 +49,8 @@ def test_backends_json_lists_every_backend_with_its_distribution(plugin_site: Pa
     assert {"fastapi", "echo"} <= set(rows)
     assert rows["echo"]["distribution"] == "acme-echo" and rows["echo"]["version"] == "0.4"
     assert rows["fastapi"]["format"] == "onnx" and rows["fastapi"]["distribution"] == "mlgen"
+    assert rows["fastapi"]["frameworks"] == ["sklearn", "lightgbm", "xgboost"]
+    assert rows["torchserve"]["formats"] == ["torchscript"]
     for row in rows.values():
         assert {"name", "description", "format", "distribution", "version"} <= set(row)
 

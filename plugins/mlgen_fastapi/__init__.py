@@ -16,7 +16,7 @@ HTTP_PORT = 8080
 
 BACKEND = mlgen.Backend(
     name="fastapi",
-    description="FastAPI + ONNX Runtime service for a scikit-learn model exported to ONNX",
+    description="FastAPI + ONNX Runtime service for a model exported to ONNX",
     export_format="onnx",
     templates_package=__name__,
     templates_dir="files",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlgen.errors import AnswerError
+from mlgen.frameworks import framework_names
 
 MODEL_NAME_MAX = 40  # leaves room for suffixes such as "-canary" in 63-character k8s names
 _DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
@@ -162,6 +163,7 @@ VALIDATORS: dict[str, Validator] = {
     "latency_slo_p95_ms": _number_in(0, 60_000, low_open=True),
     "error_rate_slo": _number_in(0, 1, low_open=True, high_open=True),
     "delivery": _one_of("argo-rollouts", "kustomize"),
+    "model_framework": _one_of(*framework_names()),
     "observation_window_minutes": _integer_in(5, 1440),
     "min_roc_auc": _number_in(0.5, 1, low_open=True),
     "psi_threshold": _number_in(0, 10, low_open=True),

@@ -273,10 +273,16 @@ class Backend:
     Attributes:
         name: the value of the ``serving_backend`` answer that selects this backend.
         description: one line shown by ``mlgen backends`` and in the copier question.
-        export_format: the model format the backend serves; the template's modeling
-            module for it is used unless the backend contributes its own
-            ``src/{{ package_name }}/modeling.py.jinja`` (required for a format not in
-            :data:`EXPORT_FORMATS`).
+        export_format: the model format the backend serves (its main one, when it serves
+            several): the template's modeling module for it is used unless the backend
+            contributes its own ``src/{{ package_name }}/modeling.py.jinja`` (required for
+            a format not in :data:`EXPORT_FORMATS`). Its default model framework is the
+            one the template exports this format from (:mod:`mlgen.frameworks`).
+        export_formats: every format the backend serves (``export_format`` among them);
+            empty, the default, means ``export_format`` alone (:meth:`served_formats`).
+            The ``model_framework`` answer must export one of them
+            (:func:`mlgen.frameworks.pair_problem`). Optional, so plugins written before
+            it keep working.
         templates_package: the importable package that holds the backend's file templates.
         templates_dir: the folder inside ``templates_package`` with the templates; each
             file's path below it is its path in the generated repository (rendered with
@@ -319,6 +325,7 @@ class Backend:
     serving_runtime_extras: tuple[str, ...] = ()
     kustomize_patches: tuple[str, ...] = ()
     contract_timeouts: ContractTimeouts = field(default_factory=ContractTimeouts)
+    export_formats: tuple[ExportFormat, ...] = ()
 
     def __post_init__(self) -> None:
         if not BACKEND_NAME.match(self.name):
@@ -333,6 +340,16 @@ class Backend:
                 f"backend {self.name!r}: export_format {self.export_format!r} must be a "
                 "lower-case name (letters, digits, '-' or '_'), such as "
                 f"{', '.join(EXPORT_FORMATS)}"
+            )
+        for name in self.export_formats:
+            if not isinstance(name, str) or not EXPORT_FORMAT_NAME.match(name):
+                raise BackendDefinitionError(
+                    f"backend {self.name!r}: export format {name!r} must be a lower-case name"
+                )
+        if self.export_formats and self.export_format not in self.export_formats:
+            raise BackendDefinitionError(
+                f"backend {self.name!r}: export_formats {list(self.export_formats)} must "
+                f"include export_format {self.export_format!r}"
             )
         if "\n" in self.description or not self.description.strip():
             raise BackendDefinitionError(f"backend {self.name!r}: description must be one line")
@@ -352,6 +369,11 @@ class Backend:
                 f"backend {self.name!r}: serving_runtime_extras {unknown} are not in "
                 "runtime_extras (the repository's environment must have what the image has)"
             )
+
+    def served_formats(self) -> tuple[ExportFormat, ...]:
+        """Every format the backend serves, ``export_format`` first."""
+        others = [name for name in self.export_formats if name != self.export_format]
+        return (self.export_format, *dict.fromkeys(others))
 
     def smoke_command(self, package_name: str) -> list[str]:
         """The smoke-test command for a repository whose package is ``package_name``."""

@@ -59,12 +59,16 @@ def cli(traceback: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def backends(as_json: bool) -> None:
     """List the installed serving backends."""
+    from mlgen.frameworks import frameworks_for
+
     registry = get_registry()
     rows = [
         {
             "name": registered.backend.name,
             "description": registered.backend.description,
             "format": registered.backend.export_format,
+            "formats": list(registered.backend.served_formats()),
+            "frameworks": frameworks_for(registered.backend),
             "distribution": registered.plugin.distribution,
             "version": registered.plugin.version,
             "api_version": registered.plugin.api_version,
@@ -77,16 +81,15 @@ def backends(as_json: bool) -> None:
     if not rows:
         click.echo("No serving backends are installed.")
         return
-    headers = ["name", "format", "distribution", "version", "api", "description"]
-    table = [
-        [
-            str(row[key])
-            for key in ("name", "format", "distribution", "version", "api_version", "description")
-        ]
-        for row in rows
-    ]
+    headers = ["name", "format", "distribution", "version", "api", "frameworks", "description"]
+    keys = ("name", "formats", "distribution", "version", "api_version", "frameworks")
+    table = [[_cell(row[key]) for key in keys] + [str(row["description"])] for row in rows]
     for line in _format_table(headers, table):
         click.echo(line)
+
+
+def _cell(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _format_table(headers: list[str], rows: list[list[str]]) -> list[str]:

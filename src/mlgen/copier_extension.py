@@ -8,6 +8,10 @@ copier loads it through ``_jinja_extensions``, so plain ``copier copy --trust`` 
 ``mlgen_validate(field, v)``    "" or the one-line error for an answer
 ``mlgen_contributed_files()``   rendered paths of the files plugins contribute
 ``mlgen_render_contributed(p)`` the rendered body of contributed file ``p``
+``mlgen_framework_names()``     the choices of ``model_framework`` (:mod:`mlgen.frameworks`)
+``mlgen_default_framework(b)``  the ``model_framework`` default for backend ``b``
+``mlgen_framework_problem(b, f)`` "" or the one-line refusal of an unsupported pair
+``mlgen_export_format()``       the format the repository exports (backend x framework)
 ``mlgen_modeling_format()``     the export format whose template modeling module the
                                  repository gets ("" when the backend contributes its own)
 ``mlgen_serving_requirements()`` what the serving image installs: the runtime pin with
@@ -27,7 +31,7 @@ from jinja2 import Environment, pass_context
 from jinja2.ext import Extension
 from jinja2.runtime import Context
 
-from mlgen import __version__, hookspecs
+from mlgen import __version__, frameworks, hookspecs
 from mlgen.answers import validation_message
 from mlgen.backend import EXPORT_FORMATS
 from mlgen.contributions import FileContribution
@@ -123,6 +127,17 @@ def _plugin_manifest(context: Context) -> str:
 
 
 @pass_context
+def _export_format(context: Context) -> str:
+    """The format the repository exports: the one of the backend's served formats that the
+    ``model_framework`` answer exports (the backend's main format for a format of its
+    own, or an answers file that predates the question)."""
+    answers = answers_from_context(context)
+    backend = get_registry().get_backend(str(answers.get("serving_backend", ""))).backend
+    framework = str(answers.get("model_framework", frameworks.default_framework(backend)))
+    return frameworks.export_format(backend, framework) or backend.export_format
+
+
+@pass_context
 def _modeling_format(context: Context) -> str:
     """The export format of the template's modeling module to render, or "" for none.
 
@@ -135,7 +150,7 @@ def _modeling_format(context: Context) -> str:
     modeling = f"src/{answers.get('package_name', '')}/modeling.py"
     if modeling in rendered_contributions(context):
         return ""
-    export_format = registered.backend.export_format
+    export_format = _export_format(context)
     if export_format not in EXPORT_FORMATS:
         raise PluginError(
             f"{registered.plugin.label}: backend {registered.backend.name!r} exports "
@@ -154,6 +169,19 @@ def _serving_requirements(context: Context) -> list[str]:
 
 def _backend_data(name: str) -> dict[str, Any]:
     return get_registry().get_backend(name).backend.as_template_data()
+
+
+def _default_framework(backend: str) -> str:
+    registry = get_registry()
+    if backend not in registry.backends:  # copier asks before validating the backend
+        return frameworks.DEFAULT_FRAMEWORK
+    return frameworks.default_framework(registry.backends[backend].backend)
+
+
+def _framework_problem(backend: str, framework: str) -> str:
+    registry = get_registry()
+    backends = {name: registered.backend for name, registered in registry.backends.items()}
+    return frameworks.pair_problem(backend, framework, backends)
 
 
 def quoted(value: Any) -> str:
@@ -176,6 +204,10 @@ class MlgenExtension(Extension):
             mlgen_validate=validation_message,
             mlgen_contributed_files=_contributed_files,
             mlgen_render_contributed=_render_contributed,
+            mlgen_framework_names=frameworks.framework_names,
+            mlgen_default_framework=_default_framework,
+            mlgen_framework_problem=_framework_problem,
+            mlgen_export_format=_export_format,
             mlgen_modeling_format=_modeling_format,
             mlgen_plugin_manifest=_plugin_manifest,
             mlgen_serving_requirements=_serving_requirements,

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,9 +82,16 @@ def python_in(environment: Path) -> Path:
 
 
 def shared_environment(
-    repo: Path, extras: tuple[str, ...] = ("dev",), python: str | None = None
+    repo: Path,
+    extras: tuple[str, ...] = ("dev",),
+    python: str | None = None,
+    also: Sequence[Path] = (),
 ) -> Path:
     """Return an environment with ``repo``'s requirements, building it on first use.
+
+    ``also`` names other repositories whose requirements the environment must satisfy
+    too: repositories that differ in a light dependency or two (LightGBM or XGBoost
+    beside the same ONNX stack) then share one environment, whichever asks first.
 
     Concurrent callers wait on a lock file; a half-built environment (an interrupted
     build) has no completion marker and is rebuilt from scratch. ``mlgen-runtime`` comes
@@ -92,7 +100,9 @@ def shared_environment(
     runtime source is reinstalled into it (without its dependencies) on the next call.
     """
     python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
-    requirements = declared_requirements(repo, extras)
+    requirements = sorted(
+        {r for path in (repo, *also) for r in declared_requirements(path, extras)}
+    )
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     needs_runtime = any(_names_runtime(requirement) for requirement in requirements)

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mlgen import frameworks
 from mlgen.answers import validate_answers
 from mlgen.errors import AnswerError, DestinationError, MlgenError
 from mlgen.plugins import get_registry
 from mlgen.render import render_template
-from mlgen.template import question_names
+from mlgen.template import question_default, question_names
 
 
 def parse_data(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -44,6 +45,21 @@ def check_answers(data: Mapping[str, Any], template: Path) -> None:
     if "serving_backend" in data:
         get_registry().get_backend(str(data["serving_backend"]))
     validate_answers(data)
+    check_framework(data, template)
+
+
+def check_framework(data: Mapping[str, Any], template: Path) -> None:
+    """Refuse a ``model_framework`` the backend cannot serve, as copier's validator does
+    (with the defaults filled in: the template's backend, the backend's framework)."""
+    registry = get_registry()
+    backend = str(data.get("serving_backend", question_default(template, "serving_backend")))
+    if backend not in registry.backends:
+        return
+    backends = {name: registered.backend for name, registered in registry.backends.items()}
+    framework = str(data.get("model_framework", frameworks.default_framework(backends[backend])))
+    problem = frameworks.pair_problem(backend, framework, backends)
+    if problem:
+        raise AnswerError("model_framework", problem)
 
 
 def check_destination(destination: Path) -> None:

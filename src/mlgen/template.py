@@ -39,6 +39,12 @@ def question_names(template: Path) -> list[str]:
     return [key for key in _load_config(template) if not key.startswith("_")]
 
 
+def question_default(template: Path, name: str) -> Any:
+    """The ``default`` of question ``name`` as copier.yml writes it (unrendered)."""
+    question = _load_config(template).get(name)
+    return question.get("default") if isinstance(question, dict) else None
+
+
 ANSWERS_FILE = ".copier-answers.yml"
 
 KEEP_BEHAVIOUR_ANSWERS: dict[str, Any] = {"delivery": "kustomize"}

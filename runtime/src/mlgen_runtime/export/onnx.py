@@ -1,4 +1,4 @@
-"""scikit-learn models as ONNX graphs: export with skl2onnx, load with ONNX Runtime.
+"""scikit-learn-style models as ONNX graphs: export with skl2onnx, load with ONNX Runtime.
 
 The graph every mlgen ONNX backend serves has one input (float32,
 ``[batch, n_features]``), a ``label`` output (int64, ``[batch]``) and a probabilities
@@ -15,7 +15,10 @@ Usage (a repository's ``modeling.py``)::
     predict(matrix)        # positive-class probabilities, shape (n,)
 
 Needs the ``onnx`` extra (onnx, onnxruntime, skl2onnx). skl2onnx is imported only by
-:func:`export_sklearn`, so a server that only loads models never imports it.
+:func:`export_sklearn`, so a server that only loads models never imports it. LightGBM's
+``LGBMClassifier`` and XGBoost's ``XGBClassifier`` (alone or as a pipeline's last step)
+export the same way: :func:`register_converters` registers onnxmltools' converters for
+them with skl2onnx (the repository then needs ``onnxmltools``).
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ def export_sklearn(
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
+    model = float32_thresholds(model)
+    register_converters(model)
     classifier = model.steps[-1][1] if hasattr(model, "steps") else model
     graph = convert_sklearn(
         model,
@@ -75,6 +80,107 @@ def export_sklearn(
     with replaced_atomically(path) as partial:
         partial.write_bytes(graph.SerializeToString())
     return path
+
+
+_CONVERTERS: Mapping[tuple[str, str], tuple[str, str, str]] = {
+    ("lightgbm", "LGBMClassifier"): (
+        "LightGbmLGBMClassifier",
+        "onnxmltools.convert.lightgbm.operator_converters.LightGbm",
+        "convert_lightgbm",
+    ),
+    ("xgboost", "XGBClassifier"): (
+        "XGBoostXGBClassifier",
+        "onnxmltools.convert.xgboost.operator_converters.XGBoost",
+        "convert_xgboost",
+    ),
+}
+"""(top-level module, class) of an estimator skl2onnx does not know -> (skl2onnx alias,
+onnxmltools module, converter function)."""
+
+
+def register_converters(model: Any) -> list[str]:
+    """Register onnxmltools' converters for the LightGBM and XGBoost classifiers in ``model``.
+
+    skl2onnx converts scikit-learn's own estimators only; an ``LGBMClassifier`` or
+    ``XGBClassifier`` (the model itself or a step of a pipeline) needs its converter
+    registered with ``skl2onnx.update_registered_converter`` first, with the options
+    (``zipmap``, ``nocl``) :func:`export_sklearn` passes. Nothing is imported for a model
+    without them (scikit-learn pipelines never import onnxmltools). Registering again is
+    harmless. Returns the skl2onnx aliases registered.
+
+    Raises:
+        ModuleNotFoundError: onnxmltools is not installed (a model that needs it).
+    """
+    import importlib
+
+    steps = [step for _, step in model.steps] if hasattr(model, "steps") else [model]
+    registered = []
+    for estimator in steps:
+        kind = type(estimator)
+        found = _CONVERTERS.get((kind.__module__.partition(".")[0], kind.__name__))
+        if found is None:
+            continue
+        alias, module, function = found
+        from skl2onnx import update_registered_converter
+        from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+
+        update_registered_converter(
+            kind,
+            alias,
+            calculate_linear_classifier_output_shapes,
+            getattr(importlib.import_module(module), function),
+            options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+        )
+        registered.append(alias)
+    return registered
+
+
+def float32_thresholds(model: Any) -> Any:
+    """``model`` with each LightGBM split threshold moved down to the largest float32 at
+    or below it, so the float32 ONNX graph decides every float32 input as LightGBM does.
+
+    LightGBM compares inputs with double thresholds, ONNX's tree ensemble with float32
+    ones: a threshold rounded *up* to float32 sends inputs equal to the rounded value
+    down the other branch (differences of several percent in probability). Rounding
+    down instead keeps ``x <= t`` exactly for every float32 ``x``, so predictions on
+    float32 features are unchanged. Returns a copy (``model`` itself is not modified)
+    when it is, or ends with, an ``LGBMClassifier`` with numeric splits; else ``model``.
+    """
+    import copy
+
+    steps = model.steps if hasattr(model, "steps") else None
+    estimator = steps[-1][1] if steps else model
+    kind = type(estimator)
+    if (kind.__module__.partition(".")[0], kind.__name__) != ("lightgbm", "LGBMClassifier"):
+        return model
+    import lightgbm
+
+    lines = estimator.booster_.model_to_string().splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("threshold=") and lines[index + 1].startswith("decision_type="):
+            kinds = [int(value) for value in lines[index + 1].partition("=")[2].split()]
+            values = [float(value) for value in line.partition("=")[2].split()]
+            lines[index] = "threshold=" + " ".join(
+                repr(value if kind & 1 else _float32_floor(value))  # bit 0: categorical
+                for value, kind in zip(values, kinds, strict=True)
+            )
+    # tree_sizes gives each tree's length in bytes, which the new thresholds change;
+    # without it LightGBM reads the trees one after the other.
+    text = "\n".join(line for line in lines if not line.startswith("tree_sizes="))
+    adjusted = copy.copy(estimator)
+    adjusted._Booster = lightgbm.Booster(model_str=text + "\n")
+    if not steps:
+        return adjusted
+    pipeline = copy.copy(model)
+    pipeline.steps = [*steps[:-1], (steps[-1][0], adjusted)]
+    return pipeline
+
+
+def _float32_floor(value: float) -> float:
+    nearest = np.float32(value)
+    if float(nearest) > value:
+        nearest = np.nextafter(nearest, np.float32(-np.inf))
+    return float(nearest)
 
 
 def session(path: Path, threads: int = 1) -> Any:
