@@ -32,6 +32,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,11 +176,19 @@ def served(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
     """The backend's real server on loopback, its model trained by the repository's code."""
-    backend = request.param
+    with _driven(built_repos, request.param, SERVERS[request.param], tmp_path_factory) as got:
+        yield got
+
+
+@contextmanager
+def _driven(
+    built_repos: BuiltRepos, backend: str, serve: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """Run :data:`DRIVER` with ``serve`` in ``backend``'s repository until the block ends."""
     repo, environment = built_repos.get(backend)
     package = next(path.name for path in (repo / "src").iterdir() if path.is_dir())
     out = tmp_path_factory.mktemp(f"v2-{backend}")
-    script = DRIVER.format(batch=BATCH, serve=SERVERS[backend].format(package=package))
+    script = DRIVER.format(batch=BATCH, serve=serve.format(package=package))
     log = out / "driver.log"
     with log.open("wb") as output:
         driver = subprocess.Popen(
@@ -438,3 +447,57 @@ def test_grpc_infer_equals_the_in_process_prediction(served: Served) -> None:
     probabilities = np.asarray(answer["probabilities"])
     assert probabilities.shape == (BATCH, 2)
     assert float(np.max(np.abs(probabilities[:, 1] - served.exported))) < TOLERANCE
+
+
+# TorchServe with its KServe v2 envelope on (docs/serving.md of its repositories says why
+# the backend does not use it): the repository's archive, its local config plus the two
+# settings.
+TORCHSERVE_ENVELOPE = """
+from mlgen_runtime.backends import torchserve
+from {package}.serving import archive
+mar = archive.build_archive(artifact, out / "model-store")
+properties = torchserve.read_properties(Path("serving/config.local.properties"))
+properties.update(
+    service_envelope="kservev2",
+    ts_open_inference_protocol="true",
+    metrics_config=str(Path("serving/metrics.yaml").resolve()),
+)
+config = out / "envelope.properties"
+torchserve.write_properties(config, properties)
+with torchserve.running_server(mar, config) as server:
+    serve(server.url("inference"), None)
+"""
+
+
+@pytest.mark.slow
+def test_torchserve_v2_envelope_lacks_what_the_docs_say(
+    built_repos: BuiltRepos, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """What the TorchServe repositories' docs/serving.md says of TorchServe's v2 mode: the
+    health routes answer, the model's metadata and ready routes do not, and the envelope
+    breaks the JSON-row ``/predictions`` API. A TorchServe that fills the gaps fails this
+    test: then the backend can move to v2 and the docs change."""
+    if "torchserve" not in slow_tier_backends():
+        pytest.skip("the torchserve backend is not installed")
+    with _driven(built_repos, "torchserve", TORCHSERVE_ENVELOPE, tmp_path_factory) as got:
+        name = got.model_name
+        assert _status(f"{got.url}/v2/health/live") == 200
+        assert _status(f"{got.url}/v2/health/ready") == 200
+        assert _status(f"{got.url}/v2/models/{name}") == 404
+        assert _status(f"{got.url}/v2/models/{name}/ready") == 404
+        row = dict(zip(got.names, got.matrix[0].tolist(), strict=True))
+        assert _status(f"{got.url}/predictions/{name}", row) >= 400
+
+
+def _status(url: str, payload: Any = None) -> int:
+    request = urllib.request.Request(
+        url,
+        data=None if payload is None else json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
