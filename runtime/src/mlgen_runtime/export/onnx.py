@@ -31,7 +31,13 @@ from typing import Any
 import numpy as np
 
 from mlgen_runtime.export import replaced_atomically
-from mlgen_runtime.export.preprocessing import METADATA_KEY, Column, Preprocessing, feeds
+from mlgen_runtime.export.preprocessing import (
+    METADATA_KEY,
+    Column,
+    Preprocessed,
+    Preprocessing,
+    feeds,
+)
 
 INPUT_NAME = "features"
 LABEL_OUTPUT = "label"
@@ -71,6 +77,8 @@ def export_sklearn(
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
+    if isinstance(model, Preprocessed):
+        preprocessing, model = model.preprocessing, model.model
     model = float32_thresholds(model)
     register_converters(model)
     classifier = model.steps[-1][1] if hasattr(model, "steps") else model
@@ -271,7 +279,8 @@ def load(
     positive-class probability), shape ``(n,)``, in one session call. The input is a
     float32 matrix ``[n, len(feature_names)]``; for a model exported with preprocessing,
     the raw values: columns by name (a DataFrame, a mapping of sequences; NaN or None for
-    nulls), a list of rows as mappings, or, when every feature is a number, the matrix.
+    nulls), a list of rows as mappings, or the coded matrix (string categories as their
+    codes, NaN for nulls: :meth:`~mlgen_runtime.schema.FeatureSchema.to_matrix`).
 
     Raises:
         ValueError: the file is not a model this code can serve (see
@@ -289,17 +298,9 @@ def load(
 
         return predict
     names = [item.name for item in raw]
-    numbers_only = not any(item.is_string for item in raw)
 
     def predict_raw(X: Any) -> np.ndarray:
-        if isinstance(X, np.ndarray):
-            if not (numbers_only and X.ndim == 2 and X.shape[1] == len(names)):
-                raise ValueError(
-                    f"this model takes raw values by feature ({', '.join(names)}), "
-                    f"not a matrix of shape {X.shape}"
-                )
-            X = {name: X[:, index] for index, name in enumerate(names)}
-        elif isinstance(X, Sequence):
+        if isinstance(X, Sequence) and not isinstance(X, np.ndarray):
             X = {name: [row.get(name) for row in X] for name in names}
         (probabilities,) = loaded.run([output], feeds(raw, X))
         return np.asarray(probabilities[:, column])

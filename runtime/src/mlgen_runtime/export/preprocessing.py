@@ -84,6 +84,17 @@ class Column:
                 return _floats(values)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"feature {self.name!r}: not a number column ({error})") from None
+        array = values if isinstance(values, np.ndarray) else None
+        if array is not None and array.dtype.kind in "biuf":  # already coded (NaN: null)
+            codes = array.astype(np.float64).reshape(-1)
+            valid = np.isnan(codes) | np.isin(codes, np.arange(len(self.levels)))
+            if not valid.all():
+                value = codes[int(np.flatnonzero(~valid)[0])]
+                raise ValueError(
+                    f"feature {self.name!r}: code {value:g} is not one of the codes "
+                    f"0..{len(self.levels) - 1} of its levels {list(self.levels)}"
+                )
+            return codes
         index = {level: float(code) for code, level in enumerate(self.levels)}
         raw = _objects(values)
         null = _null_mask(raw)
@@ -399,11 +410,24 @@ class Preprocessing:
 
 
 def feeds(columns: Sequence[Column], data: Any) -> dict[str, np.ndarray]:
-    """:meth:`Preprocessing.feeds` for ``columns`` (names and which are strings)."""
+    """:meth:`Preprocessing.feeds` for ``columns`` (names and which are strings).
+
+    ``data`` may also be the model's coded matrix (codes for string categories, NaN for
+    nulls, as :meth:`~mlgen_runtime.schema.FeatureSchema.to_matrix` makes it): each code
+    becomes its level again.
+    """
     result: dict[str, np.ndarray] = {}
-    for column in columns:
-        values = data[column.name]
-        if column.is_string:
+    matrix = data if isinstance(data, np.ndarray) else None
+    if matrix is not None and (matrix.ndim != 2 or matrix.shape[1] != len(columns)):
+        raise ValueError(f"expected a matrix of {len(columns)} columns, got shape {matrix.shape}")
+    for index, column in enumerate(columns):
+        values = data[:, index] if matrix is not None else data[column.name]
+        if matrix is not None and column.levels is not None:
+            codes = column.codes(np.asarray(values, dtype=np.float64))
+            levels = np.array([*column.levels, NULL_STRING], dtype=object)
+            picked = np.where(np.isnan(codes), len(column.levels), codes).astype(np.intp)
+            result[column.name] = levels[picked].reshape(-1, 1)
+        elif column.is_string:
             raw = _objects(values)
             result[column.name] = np.array(
                 [NULL_STRING if _is_null(v) else str(v) for v in raw], dtype=object
@@ -411,6 +435,33 @@ def feeds(columns: Sequence[Column], data: Any) -> dict[str, np.ndarray]:
         else:
             result[column.name] = _floats(values).astype(np.float32).reshape(-1, 1)
     return result
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """A model fitted on the encoded matrix, with the preprocessing that makes it.
+
+    ``predict_proba`` takes the raw table (or the coded matrix) as
+    :meth:`Preprocessing.encode` does; :func:`mlgen_runtime.export.onnx.export_sklearn`
+    exports both as one graph.
+
+    Attributes:
+        preprocessing: the fitted steps.
+        model: the fitted classifier (scikit-learn API).
+    """
+
+    preprocessing: Preprocessing
+    model: Any
+
+    def predict_proba(self, X: Any) -> Any:
+        """The model's class probabilities of the raw ``X``."""
+        return self.model.predict_proba(self.preprocessing.encode(X))
+
+
+def needs_preprocessing(features: Iterable[Any]) -> bool:
+    """Whether a schema's model takes raw inputs per feature (a string category or a
+    nullable feature), rather than one matrix."""
+    return any(is_string_category(f) or getattr(f, "nullable", False) for f in features)
 
 
 @dataclass(frozen=True)
