@@ -104,13 +104,13 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _values(column: pa.ChunkedArray) -> list[Any]:
     """Non-null Python values; NaN counts as missing."""
-    return [
-        value
-        for value in column.to_pylist()
-        if value is not None and not (isinstance(value, float) and math.isnan(value))
-    ]
+    return [value for value in column.to_pylist() if not _missing(value)]
 
 
 def _refuse_exclude(column: str, why: str) -> SchemaInferenceError:
@@ -211,10 +211,8 @@ def _example(features: list[dict[str, Any]], table: pa.Table) -> dict[str, Any]:
         gaps = 0
         for feature in features:
             value = columns[feature["name"]][index]
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                gaps += 1
-            elif feature["type"] == "category" and str(value) not in feature["levels"]:
-                gaps += 1
+            outside = feature["type"] == "category" and str(value) not in feature["levels"]
+            gaps += _missing(value) or outside
         if best is None or gaps < best[0]:
             best = (gaps, index)
         if gaps == 0:
@@ -223,7 +221,7 @@ def _example(features: list[dict[str, Any]], table: pa.Table) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for feature in features:
         value = columns[feature["name"]][best[1]]
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if _missing(value):
             value = None
         elif feature["type"] == "category":
             value = str(value) if str(value) in feature["levels"] else OTHER
@@ -389,3 +387,26 @@ def summary(inferred: Inferred) -> tuple[str, list[str], list[list[str]]]:
         f" timestamp {answers['timestamp_column'] or '(fixed)'}"
     )
     return head, ["feature", "column", "type", "range / levels", "nulls (impute)"], inferred.summary
+
+
+def rewrite_schema(repo: Path, answers: dict[str, Any]) -> list[tuple[str, str]]:
+    """Re-render ``repo`` with the inferred schema ``answers`` (``mlgen update -d ...``):
+    features.yaml, the answers file and whatever else they feed. All or nothing: a
+    conflict with a local edit is refused before anything is written.
+
+    Returns:
+        ``(action, path)`` for each file changed.
+    """
+    from mlgen.update import apply_plan, plan_update
+
+    plan = plan_update(repo, data=answers)
+    conflicted = plan.paths("conflict")
+    if conflicted:
+        raise SchemaInferenceError(
+            f"{conflicted[0]}: your edits conflict with the inferred schema; commit the"
+            " repository with them reverted (git checkout -- FILE) and run again"
+            + (f" ({len(conflicted)} files conflict)" if len(conflicted) > 1 else "")
+        )
+    if plan.changes:
+        apply_plan(plan)
+    return [(change.action, change.path) for change in plan.changes]
