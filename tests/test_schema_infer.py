@@ -7,7 +7,6 @@ refused in one line naming the column and the fix, with nothing written.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -27,44 +26,7 @@ pa = pytest.importorskip("pyarrow")
 pacsv = pytest.importorskip("pyarrow.csv")
 pq = pytest.importorskip("pyarrow.parquet")
 
-
-def breast_cancer() -> Any:
-    from sklearn.datasets import load_breast_cancer
-
-    frame = load_breast_cancer(as_frame=True).frame
-    return pa.Table.from_pandas(frame, preserve_index=False)
-
-
-def penguins_csv(folder: Path) -> Path:
-    """palmerpenguins' CSV with the label "species is Adelie" in place of species."""
-    import palmerpenguins
-    import pyarrow.compute as pc
-
-    shipped = Path(palmerpenguins.__file__).parent / "data" / "penguins.csv"
-    table = pacsv.read_csv(shipped, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-    adelie = pc.cast(pc.equal(table.column("species"), "Adelie"), pa.int64())
-    table = table.drop(["species"]).append_column("adelie", adelie)
-    path = folder / "penguins.csv"
-    pacsv.write_csv(table, path)
-    return path
-
-
-def events(rows: int = 400) -> Any:
-    """Customers' events: an id, an event time, two numbers, a plan and the label."""
-    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    plans = ["basic", "pro", "team"]
-    return pa.table(
-        {
-            "customer_id": [i % 150 for i in range(rows)],
-            "event_timestamp": pa.array(
-                [start + dt.timedelta(hours=i) for i in range(rows)], pa.timestamp("us", "UTC")
-            ),
-            "Monthly Spend ($)": [10.0 + (i * 37 % 90) for i in range(rows)],
-            "support_calls": [i % 7 for i in range(rows)],
-            "plan": [plans[i % 3] if i % 11 else None for i in range(rows)],
-            "churned": [int(i % 5 == 0) for i in range(rows)],
-        }
-    )
+from tests.tables import breast_cancer, events, penguins_csv  # noqa: E402
 
 
 def _features(answers: dict[str, Any]) -> dict[str, dict[str, Any]]:
