@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mlgen_runtime.schema import Feature, FeatureSchema
+from mlgen_runtime.schema import (
+    Feature,
+    FeatureSchema,
+    SchemaError,
+    dump_schema,
+    load_schema,
+    parse_schema,
+)
 
 SCHEMA = FeatureSchema(
     features=(
@@ -44,7 +52,7 @@ def test_bad_rows_name_the_feature(row: dict[str, float], message: str) -> None:
     ("args", "message"),
     [
         (("bad name", "numeric", 0, 1, ""), "must be a Python identifier"),
-        (("x", "text", 0, 1, ""), "unknown kind"),
+        (("x", "text", 0, 1, ""), "unknown type"),
         (("x", "numeric", 1, 1, ""), "minimum must be below maximum"),
         (("x", "categorical", 0, 1.5, ""), "categorical bounds must be integers"),
     ],
@@ -68,3 +76,84 @@ def test_example_row_defaults_to_midpoints() -> None:
     assert schema.names == ("age", "plan")
     assert schema.width == 2
     assert schema.feature("plan").levels == (0, 1, 2)
+
+
+SCHEMA_FILE = """\
+dataset:
+  source: data/events.parquet
+  label: churned
+  positive_class: 1
+  entity: customer_id
+  timestamp: event_timestamp
+  entity_name: customer
+  feature_view: customer_features
+features:
+  - name: tenure_months
+    column: "tenure months"
+    type: number
+    minimum: 0
+    maximum: 120
+    nullable: true
+    impute: median
+    description: Months since sign-up.
+  - name: island
+    type: category
+    levels: [Biscoe, Dream, Torgersen, other]
+    unknown: other
+    description: Island.
+  - name: autopay
+    type: boolean
+example:
+  tenure_months: 7
+  island: Torgersen
+  autopay: true
+"""
+
+
+def test_a_schema_file_loads_and_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "features.yaml"
+    path.write_text(SCHEMA_FILE)
+    schema = load_schema(path)
+    assert schema.dataset is not None
+    assert schema.dataset.positive_class == "1"
+    assert schema.columns["tenure_months"] == "tenure months"
+    assert [f.kind for f in schema.features] == ["numeric", "categorical", "categorical"]
+    rows = [schema.example_row(), {"tenure_months": None, "island": "Mars", "autopay": 0}]
+    assert schema.to_matrix(rows).tolist()[0] == [7.0, 2.0, 1.0]
+    assert np.isnan(schema.to_matrix(rows)[1, 0])
+    assert schema.to_matrix(rows)[1, 1] == 3.0  # unknown: other
+    assert parse_schema(dump_schema(schema)) == schema
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "type: category",
+            "type: text",
+            "features.yaml:19: features[1].type: must be one of number, integer, category,"
+            " boolean, got 'text'",
+        ),
+        ("minimum: 0\n", "minimum: 0\n    bogus: 1\n", "features.yaml:14: features[0].bogus:"),
+        ("impute: median", "impute: mean", "features.yaml:16: features[0].impute: must be one"),
+        ("    maximum: 120\n", "", "features.yaml:10: features[0].maximum: is required"),
+        ("[Biscoe, Dream,", "[Biscoe, Biscoe,", "features.yaml:20: features[1].levels: duplicate"),
+        (
+            "unknown: other",
+            "unknown: other\n    nullable: false\n    impute: median",
+            ":23: features[1].impute: impute needs nullable",
+        ),
+        ("  island: Torgersen", "  island: 3", "features.yaml:27: example.island: island must"),
+        ("label: churned", "label: tenure months", "features.yaml:3: dataset.label: column"),
+        ("customer_features", "a-b", "features.yaml:8: dataset.feature_view: must be an"),
+        ("[Biscoe", "{Biscoe", "features.yaml:20: not valid YAML"),
+    ],
+)
+def test_a_bad_schema_file_is_one_line_naming_key_and_line(
+    old: str, new: str, message: str
+) -> None:
+    assert old in SCHEMA_FILE
+    with pytest.raises(SchemaError) as caught:
+        parse_schema(SCHEMA_FILE.replace(old, new, 1))
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
