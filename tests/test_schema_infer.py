@@ -128,6 +128,49 @@ def test_the_positive_class_can_be_chosen_and_defaults_to_the_rarer_class() -> N
     assert infer_table(table, label="y", positive_class="b").answers["positive_class"] == "b"
 
 
+def test_the_answers_validate_as_a_features_yaml(tmp_path: Path) -> None:
+    """What the template renders from the answers loads with mlgen_runtime.schema, and
+    the example row is valid for it."""
+    schema_module = pytest.importorskip("mlgen_runtime.schema")
+    pq.write_table(events(), tmp_path / "events.parquet")
+    cases = [
+        infer_table(breast_cancer(), label="target").answers,
+        infer_answers(penguins_csv(tmp_path), label="adelie").answers,
+        infer_answers(
+            tmp_path / "events.parquet",
+            label="churned",
+            entity="customer_id",
+            timestamp="event_timestamp",
+        ).answers,
+    ]
+    for answers in cases:
+        document = {
+            "dataset": {
+                "source": answers.get("data_source", ""),
+                "label": answers["label_column"],
+                "positive_class": answers["positive_class"],
+                "entity": answers["entity_column"],
+                "timestamp": answers["timestamp_column"],
+            },
+            **answers["feature_schema"],
+        }
+        schema = schema_module.schema_from_dict(document)
+        assert schema.names == tuple(_features(answers))
+        assert schema.to_matrix([answers["feature_schema"]["example"]]).shape == (
+            1,
+            len(schema.names),
+        )
+
+
+def test_a_boolean_label_and_boolean_features() -> None:
+    table = pa.table({"flag": [True, False, True, None], "y": [True, False, False, True]})
+    answers = infer_table(table, label="y").answers
+    assert answers["positive_class"] == "true"
+    flag = _features(answers)["flag"]
+    assert flag["type"] == "boolean" and flag["impute"] == "most_frequent"
+    assert answers["feature_schema"]["example"]["flag"] is True
+
+
 # -- the command line: refusals --------------------------------------------------------
 
 

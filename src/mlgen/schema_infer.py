@@ -245,6 +245,12 @@ def _require(table: pa.Table, column: str | None, option: str) -> None:
         )
 
 
+def _label_text(value: Any) -> str:
+    """A label value as ``positive_class`` records it (booleans as ``true``/``false``,
+    as ``mlgen_runtime.schema`` reads them)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _label(table: pa.Table, label: str, positive_class: str | None) -> str:
     data = table.column(label)
     values = _values(data)
@@ -253,7 +259,7 @@ def _label(table: pa.Table, label: str, positive_class: str | None) -> str:
         raise SchemaInferenceError(
             f"--label {label!r}: {missing} rows have no label; drop them from the table"
         )
-    counts = Counter(str(value) for value in values)
+    counts = Counter(_label_text(value) for value in values)
     if len(counts) != 2:
         shown = ", ".join(sorted(counts)[:5]) + (", ..." if len(counts) > 5 else "")
         raise SchemaInferenceError(
@@ -268,7 +274,7 @@ def _label(table: pa.Table, label: str, positive_class: str | None) -> str:
                 f"use one of {', '.join(sorted(counts))}"
             )
         return positive_class
-    for usual in ("1", "True", "true", "yes", "Yes", "1.0"):
+    for usual in ("1", "true", "yes", "Yes", "1.0"):
         if usual in counts:
             return usual
     # Otherwise the rarer class (the event to predict); a tie takes the later value.
