@@ -108,9 +108,27 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _values(column: pa.ChunkedArray) -> list[Any]:
-    """Non-null Python values; NaN counts as missing."""
-    return [value for value in column.to_pylist() if not _missing(value)]
+def _present(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column's values without nulls (a float NaN counts as null)."""
+    import pyarrow.compute as pc
+
+    return pc.filter(column, pc.invert(pc.is_null(column, nan_is_null=True)))
+
+
+def _counts(values: pa.ChunkedArray) -> Counter[Any]:
+    """How often each value occurs (computed by pyarrow: a table may be large)."""
+    import pyarrow.compute as pc
+
+    counted = pc.value_counts(values)
+    return Counter(
+        dict(
+            zip(
+                counted.field("values").to_pylist(),
+                counted.field("counts").to_pylist(),
+                strict=True,
+            )
+        )
+    )
 
 
 def _refuse_exclude(column: str, why: str) -> SchemaInferenceError:
@@ -123,7 +141,7 @@ def _quote(column: str) -> str:
     return f"'{column}'" if re.search(r"[^\w.-]", column) else column
 
 
-def _kind(column: str, arrow_type: pa.DataType, values: list[Any]) -> str:
+def _kind(column: str, arrow_type: pa.DataType, distinct: Sequence[Any]) -> str:
     import pyarrow as pa
 
     if pa.types.is_boolean(arrow_type):
@@ -135,9 +153,9 @@ def _kind(column: str, arrow_type: pa.DataType, values: list[Any]) -> str:
     if pa.types.is_dictionary(arrow_type):
         arrow_type = arrow_type.value_type
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        numbers = [value for value in values if _is_number(str(value))]
-        if numbers and len(numbers) < len(values):
-            text = next(str(value) for value in values if not _is_number(str(value)))
+        numbers = [value for value in distinct if _is_number(str(value))]
+        if numbers and len(numbers) < len(distinct):
+            text = next(str(value) for value in distinct if not _is_number(str(value)))
             raise _refuse_exclude(
                 column,
                 f"mixes numbers ({numbers[0]!r}) and text ({text!r}); make every value a "
@@ -155,30 +173,33 @@ def _kind(column: str, arrow_type: pa.DataType, values: list[Any]) -> str:
 def _feature(
     column: str, name: str, data: pa.ChunkedArray, rows: int
 ) -> tuple[dict[str, Any], list[str]]:
-    values = _values(data)
-    if not values:
+    import pyarrow.compute as pc
+
+    present = _present(data)
+    if len(present) == 0:
         raise _refuse_exclude(column, "has no values (every row is null)")
-    kind = _kind(column, data.type, values)
+    counts = _counts(present)
+    kind = _kind(column, data.type, list(counts))
     if kind == "category":
-        values = [str(value) for value in values]
-    distinct = set(values)
-    if len(distinct) == 1:
-        raise _refuse_exclude(column, f"is constant (every value is {values[0]!r})")
-    missing = rows - len(values)
+        counts = Counter({str(value): count for value, count in counts.items()})
+    if len(counts) == 1:
+        raise _refuse_exclude(column, f"is constant (every value is {next(iter(counts))!r})")
+    missing = rows - len(present)
     feature: dict[str, Any] = {"name": name}
     if name != column:
         feature["column"] = column
     feature["type"] = kind
     if kind in ("number", "integer"):
-        low, high = min(values), max(values)
+        extremes = pc.min_max(present)
+        low, high = extremes["min"].as_py(), extremes["max"].as_py()
         feature["minimum"], feature["maximum"] = value_range(
             float(low), float(high), kind == "integer"
         )
         shown = f"{feature['minimum']} .. {feature['maximum']}"
         observed = f"observed {_number(low)} to {_number(high)}"
     elif kind == "category":
-        counts = Counter(values)
-        kept = sorted(level for level, _ in counts.most_common(MAX_LEVELS))
+        frequent = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_LEVELS]
+        kept = sorted(level for level, _ in frequent)
         levels = [*kept, OTHER] if OTHER not in kept else kept
         feature["levels"] = levels
         feature["unknown"] = OTHER
@@ -204,23 +225,23 @@ def _number(value: Any) -> str:
 
 
 def _example(features: list[dict[str, Any]], table: pa.Table) -> dict[str, Any]:
-    """The first row with the fewest nulls, its categories within the levels."""
-    columns = {f["name"]: table.column(f.get("column", f["name"])).to_pylist() for f in features}
-    best: tuple[int, int] | None = None
-    for index in range(table.num_rows):
-        gaps = 0
-        for feature in features:
-            value = columns[feature["name"]][index]
-            outside = feature["type"] == "category" and str(value) not in feature["levels"]
-            gaps += _missing(value) or outside
-        if best is None or gaps < best[0]:
-            best = (gaps, index)
-        if gaps == 0:
-            break
-    assert best is not None
-    row: dict[str, Any] = {}
+    """The first row with no nulls and its categories within the levels; else row 0."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    complete = pa.chunked_array([pa.array([True] * table.num_rows)])
     for feature in features:
-        value = columns[feature["name"]][best[1]]
+        data = table.column(feature.get("column", feature["name"]))
+        good = pc.invert(pc.is_null(data, nan_is_null=True))
+        if feature["type"] == "category":
+            inside = pc.is_in(pc.cast(data, pa.string()), value_set=pa.array(feature["levels"]))
+            good = pc.and_(good, inside)
+        complete = pc.and_(complete, pc.fill_null(good, False))
+    index = pc.index(complete, True).as_py()
+    row = table.slice(max(index, 0), 1).to_pylist()[0]
+    example: dict[str, Any] = {}
+    for feature in features:
+        value = row[feature.get("column", feature["name"])]
         if _missing(value):
             value = None
         elif feature["type"] == "category":
@@ -231,8 +252,8 @@ def _example(features: list[dict[str, Any]], table: pa.Table) -> dict[str, Any]:
             value = int(value)
         else:
             value = bool(value)
-        row[feature["name"]] = value
-    return row
+        example[feature["name"]] = value
+    return example
 
 
 def _require(table: pa.Table, column: str | None, option: str) -> None:
@@ -252,14 +273,15 @@ def _label_text(value: Any) -> str:
 
 
 def _label(table: pa.Table, label: str, positive_class: str | None) -> str:
-    data = table.column(label)
-    values = _values(data)
-    missing = table.num_rows - len(values)
+    present = _present(table.column(label))
+    missing = table.num_rows - len(present)
     if missing:
         raise SchemaInferenceError(
             f"--label {label!r}: {missing} rows have no label; drop them from the table"
         )
-    counts = Counter(_label_text(value) for value in values)
+    counts: Counter[str] = Counter()
+    for value, count in _counts(present).items():
+        counts[_label_text(value)] += count
     if len(counts) != 2:
         shown = ", ".join(sorted(counts)[:5]) + (", ..." if len(counts) > 5 else "")
         raise SchemaInferenceError(
