@@ -141,7 +141,7 @@ def _quote(column: str) -> str:
     return f"'{column}'" if re.search(r"[^\w.-]", column) else column
 
 
-def _kind(column: str, arrow_type: pa.DataType, distinct: Sequence[Any]) -> str:
+def _kind(column: str, arrow_type: pa.DataType, present: pa.ChunkedArray) -> str:
     import pyarrow as pa
 
     if pa.types.is_boolean(arrow_type):
@@ -153,6 +153,7 @@ def _kind(column: str, arrow_type: pa.DataType, distinct: Sequence[Any]) -> str:
     if pa.types.is_dictionary(arrow_type):
         arrow_type = arrow_type.value_type
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        distinct = list(_counts(present))
         numbers = [value for value in distinct if _is_number(str(value))]
         if numbers and len(numbers) < len(distinct):
             text = next(str(value) for value in distinct if not _is_number(str(value)))
@@ -178,19 +179,23 @@ def _feature(
     present = _present(data)
     if len(present) == 0:
         raise _refuse_exclude(column, "has no values (every row is null)")
-    counts = _counts(present)
-    kind = _kind(column, data.type, list(counts))
+    kind = _kind(column, data.type, present)
+    extremes = pc.min_max(present) if kind != "category" else None
     if kind == "category":
-        counts = Counter({str(value): count for value, count in counts.items()})
-    if len(counts) == 1:
-        raise _refuse_exclude(column, f"is constant (every value is {next(iter(counts))!r})")
+        counts = Counter({str(value): count for value, count in _counts(present).items()})
+        constant = next(iter(counts)) if len(counts) == 1 else None
+    elif extremes is not None and extremes["min"] == extremes["max"]:
+        constant = extremes["min"].as_py()
+    else:
+        constant = None
+    if constant is not None:
+        raise _refuse_exclude(column, f"is constant (every value is {constant!r})")
     missing = rows - len(present)
     feature: dict[str, Any] = {"name": name}
     if name != column:
         feature["column"] = column
     feature["type"] = kind
-    if kind in ("number", "integer"):
-        extremes = pc.min_max(present)
+    if kind in ("number", "integer") and extremes is not None:
         low, high = extremes["min"].as_py(), extremes["max"].as_py()
         feature["minimum"], feature["maximum"] = value_range(
             float(low), float(high), kind == "integer"
