@@ -52,8 +52,8 @@ def test_feast_apply_check_catches_the_removed_feature_api(
     definitions = repo / "feature_repo" / "definitions.py"
     definitions.write_text(
         definitions.read_text().replace(
-            "customer_features = FeatureView(",
-            "from feast import Feature\n\ncustomer_features = FeatureView(\n"
+            "feature_view = FeatureView(",
+            "from feast import Feature\n\nfeature_view = FeatureView(\n"
             "    features=[Feature(name='x', dtype=ValueType.FLOAT)],",
         )
     )

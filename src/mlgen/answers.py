@@ -154,6 +154,54 @@ def _quantity(pattern: str, example: str) -> Validator:
     return check
 
 
+_TABLE_SUFFIXES = (".parquet", ".pq", ".parq", ".csv", ".csv.gz", ".csv.bz2", ".csv.zst")
+
+
+def _data_source(value: Any) -> str:
+    text = str(value)
+    problem = _free_text(text)
+    if problem or not text:
+        return problem
+    name = text.split("?", 1)[0].lower()
+    if not (name.endswith(_TABLE_SUFFIXES) or name.endswith("/")):
+        return (
+            f"{text!r} is not a .parquet or .csv file (nor a folder ending in '/'); "
+            "name the table's file, or leave it empty for the demo"
+        )
+    return ""
+
+
+def _column(required: bool) -> Validator:
+    def check(value: Any) -> str:
+        text = "" if value is None else str(value)
+        if required and not text:
+            return "must name a column of the table"
+        return _free_text(text)
+
+    return check
+
+
+def _feature_schema(value: Any) -> str:
+    """The features and example of features.yaml; checked in full by the runtime's
+    loader when it is installed (the generated repository checks it on import anyway)."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("features"), list):
+        return "must be a mapping with a features: list (and an example: row), as in features.yaml"
+    if not value["features"]:
+        return "features: needs at least one feature"
+    extra = sorted(set(value) - {"features", "example"})
+    if extra:
+        return f"unknown key(s) {', '.join(map(str, extra))}; only features: and example:"
+    try:
+        from mlgen_runtime.schema import SchemaError, schema_from_dict
+    except ImportError:  # mlgen without the runtime: the repository's loader checks it
+        return ""
+    try:
+        schema_from_dict(dict(value), source="feature_schema")
+    except SchemaError as error:
+        return f"{error.key}: {error.problem}" if error.key else error.problem
+    return ""
+
+
 VALIDATORS: dict[str, Validator] = {
     "model_name": _model_name,
     "package_name": _package_name,
@@ -173,6 +221,12 @@ VALIDATORS: dict[str, Validator] = {
     "materialize_schedule": _cron,
     "training_cpu": _quantity(r"\d+(\.\d+)?|\d+m", "'2', '0.5' or '500m'"),
     "training_memory": _quantity(r"\d+(Ki|Mi|Gi|Ti)", "'4Gi' or '512Mi'"),
+    "data_source": _data_source,
+    "label_column": _column(required=True),
+    "positive_class": _column(required=True),
+    "entity_column": _column(required=False),
+    "timestamp_column": _column(required=False),
+    "feature_schema": _feature_schema,
 }
 
 

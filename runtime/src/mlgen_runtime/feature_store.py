@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from mlgen_runtime import profile
-from mlgen_runtime.schema import Feature
+from mlgen_runtime.schema import Feature, FeatureSchema
 
 REPO_ENV = "FEATURE_REPO_DIR"
 """Environment variable that points at another feature repository (tests, CI)."""
@@ -82,28 +82,53 @@ def feature_refs(view: str, names: Iterable[str]) -> list[str]:
 
 
 def validate_frame(frame: pd.DataFrame, features: Sequence[Feature]) -> None:
-    """Raise :class:`FeatureDataError` for a missing column, a null, a value outside its
-    feature's range or an unknown categorical code."""
+    """Raise :class:`FeatureDataError` for a missing column, a null in a non-nullable
+    feature, a value outside its feature's range or an unknown level or code."""
+    _matrix(frame, features)
+
+
+def _matrix(frame: pd.DataFrame, features: Sequence[Feature]) -> np.ndarray:
+    try:
+        return FeatureSchema(tuple(features)).columns_to_matrix(frame)
+    except ValueError as error:
+        raise FeatureDataError(str(error)) from None
+
+
+def field_kind(feature: Feature) -> Literal["string", "int64", "float64"]:
+    """How ``feature``'s source column is stored: ``string`` for text levels, ``int64``
+    for integer codes and booleans (``float64`` when nullable: a null is NaN), ``float64``
+    for numbers and integers (an integer column is read as doubles)."""
+    if feature.string_levels:
+        return "string"
+    if feature.kind == "categorical" and not feature.nullable:
+        return "int64"
+    return "float64"
+
+
+def field_dtype(feature: Feature) -> Any:
+    """The Feast type of ``feature``'s field (:func:`field_kind`): ``String``, ``Int64``
+    or ``Float64``."""
+    from feast import types
+
+    return {"string": types.String, "int64": types.Int64, "float64": types.Float64}[
+        field_kind(feature)
+    ]
+
+
+def typed_columns(frame: pd.DataFrame, features: Sequence[Feature]) -> pd.DataFrame:
+    """The feature columns of ``frame``, typed as :func:`field_kind` says (nulls kept:
+    ``None`` in text columns, NaN in float ones)."""
+    out = pd.DataFrame(index=frame.index)
     for feature in features:
-        if feature.name not in frame:
-            raise FeatureDataError(f"feature {feature.name!r} is missing from the data")
-        values = frame[feature.name]
-        nulls = int(values.isna().sum())
-        if nulls:
-            raise FeatureDataError(f"feature {feature.name!r} has {nulls} null values")
-        outside = values[(values < feature.minimum) | (values > feature.maximum)]
-        if len(outside):
-            raise FeatureDataError(
-                f"feature {feature.name!r} has {len(outside)} values outside "
-                f"[{feature.minimum:g}, {feature.maximum:g}], e.g. {outside.iloc[0]!r}"
-            )
-        if feature.kind == "categorical":
-            # compare as numbers: truncating to int first would accept 1.5 as code 1
-            unknown = set(values.tolist()) - set(feature.levels)
-            if unknown:
-                raise FeatureDataError(
-                    f"feature {feature.name!r} has unknown codes {sorted(unknown)}"
-                )
+        column = frame[feature.name]
+        kind = field_kind(feature)
+        if kind == "string":
+            out[feature.name] = column.astype(object).where(column.notna(), None)
+        elif kind == "int64":
+            out[feature.name] = column.astype(np.int64)
+        else:
+            out[feature.name] = pd.to_numeric(column, errors="coerce").astype(np.float64)
+    return out
 
 
 def training_frame(
@@ -125,8 +150,7 @@ def training_matrix(
     frame: pd.DataFrame, features: Sequence[Feature], label: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate a training frame and return ``(X float32 in feature order, y int64)``."""
-    validate_frame(frame, features)
-    X = frame[[feature.name for feature in features]].to_numpy(dtype=np.float32)
+    X = _matrix(frame, features)
     return X, frame[label].to_numpy(dtype=np.int64)
 
 

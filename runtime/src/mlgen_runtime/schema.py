@@ -463,6 +463,28 @@ class FeatureSchema:
                 matrix[index, column] = feature.encode(value)
         return matrix
 
+    def columns_to_matrix(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """Turn a table's columns (a mapping, e.g. a ``pandas.DataFrame``, from feature
+        name to a column of raw values) into the model's input matrix, column-wise.
+
+        Returns:
+            A C-contiguous ``float32`` array ``(rows, width)`` in schema order: numbers,
+            category codes (string levels by position, unknown ones as ``"other"``) and
+            ``NaN`` for missing values of nullable features.
+
+        Raises:
+            ValueError: one line naming the feature and what is wrong with its column (a
+                missing column, nulls in a non-nullable feature, values out of range, not
+                whole numbers or not among the levels), with an example value.
+        """
+        encoded = [_encode_column(feature, columns) for feature in self.features]
+        lengths = {len(column) for column in encoded}
+        if len(lengths) > 1:
+            raise ValueError(f"the feature columns differ in length: {sorted(lengths)}")
+        if not encoded or not len(encoded[0]):
+            return np.empty((0, self.width), dtype=np.float32)
+        return np.ascontiguousarray(np.column_stack(encoded), dtype=np.float32)
+
     def to_dict(self) -> dict[str, Any]:
         """The schema as the data of a ``features.yaml`` file (:func:`dump_schema`)."""
         out: dict[str, Any] = {}
@@ -472,6 +494,75 @@ class FeatureSchema:
         if self.example:
             out["example"] = {name: self.example[name] for name in self.names}
         return out
+
+
+def _column_values(feature: Feature, columns: Mapping[str, Any]) -> list[Any]:
+    if feature.name not in columns:
+        raise ValueError(f"feature {feature.name!r} is missing from the data")
+    column = columns[feature.name]
+    values = column.tolist() if hasattr(column, "tolist") else list(column)
+    return [None if _is_null(value) else value for value in values]
+
+
+def _encode_column(feature: Feature, columns: Mapping[str, Any]) -> np.ndarray:
+    """One feature's column as float64 matrix values; ``ValueError`` naming the feature."""
+    values = _column_values(feature, columns)
+    nulls = [value is None for value in values]
+    where = f"feature {feature.name!r}"
+    if any(nulls) and not feature.nullable:
+        raise ValueError(
+            f"{where} has {sum(nulls)} null values; set nullable: true (and an impute) "
+            "in features.yaml, or fill them in the data"
+        )
+    present = [value for value in values if value is not None]
+    if feature.string_levels:
+        strange = [value for value in present if not isinstance(value, str)]
+        if strange:
+            raise ValueError(
+                f"{where} has non-text values for its text levels, e.g. {strange[0]!r}"
+            )
+        index = {level: float(code) for code, level in enumerate(feature.levels)}
+        unknown = sorted({value for value in present if value not in index})
+        if unknown and feature.unknown != "other":
+            raise ValueError(
+                f"{where} has {len(unknown)} values outside its levels, e.g. {unknown[0]!r}; "
+                "add them to levels or set unknown: other"
+            )
+        other = index.get(OTHER, math.nan)
+        return np.array(
+            [math.nan if value is None else index.get(value, other) for value in values],
+            dtype=np.float64,
+        )
+    try:
+        array = np.array(
+            [math.nan if value is None else value for value in values], dtype=np.float64
+        )
+    except (TypeError, ValueError):
+        example = next(
+            value for value in present if not _is_number(value) and not isinstance(value, bool)
+        )
+        raise ValueError(f"{where} has non-numeric values, e.g. {example!r}") from None
+    known = array[~np.isnan(array)]
+    if not np.all(np.isfinite(known)):
+        raise ValueError(f"{where} has infinite values")
+    outside = known[(known < feature.minimum) | (known > feature.maximum)]
+    if outside.size:
+        raise ValueError(
+            f"{where} has {outside.size} values outside [{feature.minimum:g}, "
+            f"{feature.maximum:g}], e.g. {outside[0]:g}; widen its minimum/maximum in "
+            "features.yaml"
+        )
+    if feature.kind == "categorical":
+        unknown_codes = sorted(set(known.tolist()) - {float(code) for code in feature.codes})
+        if unknown_codes:
+            raise ValueError(f"{where} has unknown codes {unknown_codes}")
+    elif feature.type == "integer":
+        fractional = known[known != np.round(known)]
+        if fractional.size:
+            raise ValueError(
+                f"{where} has values that are not whole numbers, e.g. {fractional[0]:g}"
+            )
+    return array
 
 
 def _raw(feature: Feature, value: Any) -> Any:
@@ -691,10 +782,10 @@ def _build(data: SchemaFile) -> FeatureSchema:
         by_column = {feature.source_column: feature.name for feature in features}
         for key in ("label", "entity", "timestamp"):
             column = getattr(dataset, key)
-            if column is not None and column in by_column:
+            if column is not None and column in set(by_column) | set(names):
                 raise _Located(
                     ("dataset", key),
-                    f"column {column!r} is also feature {by_column[column]!r}; "
+                    f"column {column!r} is also feature {by_column.get(column, column)!r}; "
                     "a model input cannot be the " + key,
                 )
     example = dict(data.example or {})
