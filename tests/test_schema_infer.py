@@ -304,3 +304,62 @@ def test_schema_infer_refuses_before_touching_the_repository(tmp_path: Path) -> 
     )
     assert result.exit_code == 1 and "column 'region': is constant" in result.output
     assert features.read_text() == "features: []\n"
+
+
+# -- mlgen schema infer in a generated repository ----------------------------------------
+
+
+def _git(repo: Path, *arguments: str) -> str:
+    import subprocess
+
+    identity = ["-c", "user.email=t@example.com", "-c", "user.name=t"]
+    done = subprocess.run(
+        ["git", *identity, *arguments], cwd=repo, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_schema_infer_rewrites_the_schema_answers_and_nothing_on_a_conflict(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    repo = tmp_path / "repo"
+    created = CliRunner().invoke(cli, ["new", str(repo), "--defaults"])
+    assert created.exit_code == 0, created.output
+    (repo / "data").mkdir()
+    pq.write_table(events(), repo / "data" / "events.parquet")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "generated")
+    features = repo / "src" / "demo_model" / "features.yaml"
+
+    table = str(repo / "data" / "events.parquet")
+    infer = ["schema", "infer", table, "--repo", str(repo), "--label", "churned"]
+    result = CliRunner().invoke(
+        cli, [*infer, "--entity", "customer_id", "--timestamp", "event_timestamp"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "updated       src/demo_model/features.yaml" in result.output
+    written = yaml.safe_load(features.read_text())
+    assert written["dataset"]["source"] == "data/events.parquet"  # relative to the repo
+    assert [f["name"] for f in written["features"]] == ["monthly_spend", "support_calls", "plan"]
+    answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    assert answers["data_source"] == "data/events.parquet"
+    assert answers["entity_column"] == "customer_id"
+
+    # A local edit of the schema that the new inference would overwrite: refused, no write.
+    _git(repo, "commit", "-qam", "re-inferred")
+    text = features.read_text()
+    assert '"team"' in text
+    features.write_text(text.replace('"team"', '"teams"'))
+    _git(repo, "commit", "-qam", "a local edit")
+    before = _git(repo, "rev-parse", "HEAD:src/demo_model/features.yaml")
+    result = CliRunner().invoke(
+        cli, [*infer, "--timestamp", "event_timestamp", "--exclude", "plan"]
+    )
+    assert result.exit_code == 1
+    assert "src/demo_model/features.yaml: your edits conflict" in result.output
+    assert _git(repo, "status", "--porcelain") == ""
+    assert _git(repo, "rev-parse", "HEAD:src/demo_model/features.yaml") == before

@@ -60,7 +60,7 @@ def read(source: str) -> pa.Table:
     try:
         return read_table(source)
     except TableError as error:
-        raise SchemaInferenceError(f"--data {_one_line(error)}") from error
+        raise SchemaInferenceError(_one_line(error)) from error
 
 
 def identifier(column: str, taken: set[str]) -> str:
