@@ -239,6 +239,12 @@ def test_an_excluded_column_is_not_refused(tmp_path: Path) -> None:
     assert list(_features(answers)) == ["x"]
 
 
+def test_refuses_a_text_column_with_no_repeated_value(tmp_path: Path) -> None:
+    table = pa.table({"name": [f"n{i}" for i in range(30)], "y": [i % 2 for i in range(30)]})
+    line = _refused(tmp_path, _write(tmp_path, table), "--label", "y")
+    assert "column 'name': every value is different" in line and "--entity name" in line
+
+
 def test_refuses_a_csv_column_mixing_numbers_and_text(tmp_path: Path) -> None:
     data = tmp_path / "mixed.csv"
     data.write_text("age,y\n31,0\n45,1\nunknown,0\n28,1\n")

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 MAX_LEVELS = 20  # most frequent levels kept per category; the rest map to "other"
 OTHER = "other"
+ID_ROWS = 20  # a text column this long with no value repeated is an id, not a category
 MARGIN = 0.1  # ranges widen by this share of the observed span on each side
 DEMO_SOURCE = ""  # data_source "" = the template's demo table
 
@@ -190,6 +191,12 @@ def _feature(
         constant = None
     if constant is not None:
         raise _refuse_exclude(column, f"is constant (every value is {constant!r})")
+    if kind == "category" and len(present) >= ID_ROWS and len(counts) == len(present):
+        raise SchemaInferenceError(
+            f"column {column!r}: every value is different (an id or free text?), so it is no"
+            f" category; give it as --entity {_quote(column)} or leave it out with --exclude"
+            f" {_quote(column)}"
+        )
     missing = rows - len(present)
     feature: dict[str, Any] = {"name": name}
     if name != column:
