@@ -65,3 +65,34 @@ def sorted_valid(column: Any, dtype: np.dtype[Any]) -> tuple[np.ndarray, int]:
     if n_valid and np.isnan(values[-1]):  # NaNs sort last
         n_valid = int(np.searchsorted(values, values.dtype.type(np.nan), "left"))
     return values[:n_valid], values.size - n_valid
+
+
+MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a"})
+"""Text cells that are missing values."""
+
+
+def level_codes(column: Any, labels: Sequence[str]) -> np.ndarray:
+    """A string category's column as ``float64`` codes: a level's index in ``labels``,
+    NaN for a null (None, NaN, an empty or ``NA`` cell), ``labels.index("other")`` for
+    another value (``-1`` without an ``"other"`` level: it counts as unseen). A numeric
+    column is taken as codes already."""
+    if hasattr(column, "to_numpy"):
+        column = column.to_numpy(dtype=object)
+    values = np.asarray(column)
+    if values.dtype.kind in "biuf":
+        return values.astype(np.float64).reshape(-1)
+    index = {label: float(code) for code, label in enumerate(labels)}
+    other = index.get("other", -1.0)
+
+    def code(value: Any) -> float:
+        if value is None or (isinstance(value, float) and value != value):
+            return np.nan
+        if isinstance(value, str):
+            if value in index:
+                return index[value]
+            return np.nan if value.strip().lower() in MISSING_TOKENS else other
+        if type(value).__name__ in ("NAType", "NaTType"):
+            return np.nan
+        return index.get(str(value), other)
+
+    return np.fromiter((code(v) for v in values.reshape(-1)), dtype=np.float64, count=values.size)

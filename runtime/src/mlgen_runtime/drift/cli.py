@@ -19,7 +19,7 @@ from mlgen_runtime.drift.detect import (
     DEFAULT_PVALUE_THRESHOLD,
     detect_drift,
 )
-from mlgen_runtime.drift.profile import load_profile
+from mlgen_runtime.drift.profile import CategoricalReference, load_profile
 from mlgen_runtime.drift.window import read_window
 
 
@@ -85,7 +85,12 @@ def main(
         parser.error("--ks-threshold must be between 0 and 1")
     try:
         reference = load_profile(args.profile)
-        window = read_window(args.current, reference.feature_names)
+        labels = {
+            ref.name: ref.labels
+            for ref in reference.features
+            if isinstance(ref, CategoricalReference) and ref.labels is not None
+        }
+        window = read_window(args.current, reference.feature_names, labels)
         report = detect_drift(
             window,
             reference,

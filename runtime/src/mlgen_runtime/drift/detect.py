@@ -4,7 +4,12 @@ Per feature: the two-sample Kolmogorov-Smirnov test (numeric) or the chi-square 
 homogeneity (categorical, :func:`scipy.stats.chi2_contingency`), and the PSI over the
 profile's bins or levels (plus an "other" level for unseen codes). A feature has drifted
 when its PSI is above the PSI threshold or its p-value below the p-value threshold; the
-window has drifted when any feature has. Missing values (NaN) are left out and counted.
+window has drifted when any feature has. Missing values (NaN; for a category with string
+levels also None or an empty cell) are left out of those tests and counted; the share of
+them is tested against the training data's (chi-square homogeneity of the 2 x 2 table of
+missing and present rows), so a feature whose null share changed has drifted too. A
+string category's window may be its levels as strings (counted by the profile's
+``labels``; a value outside them in the "other" level) or its codes.
 
 **Speed**: each window column is copied once (in the profile's dtype; ``float32`` for a
 sketched ``float64`` ECDF, see :func:`_column_plan`) and sorted; every statistic then
@@ -22,7 +27,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mlgen_runtime.drift._columns import DriftInputError, column_getter, n_rows, sorted_valid
+from mlgen_runtime.drift._columns import (
+    DriftInputError,
+    column_getter,
+    level_codes,
+    n_rows,
+    sorted_valid,
+)
 from mlgen_runtime.drift.profile import (
     CategoricalReference,
     FeatureReference,
@@ -54,6 +65,10 @@ class FeatureDrift:
         drifted: PSI above the PSI threshold or p-value below the p-value threshold.
         n: window rows with a value.
         missing: window rows without a value (NaN).
+        null_share: the window's share of rows without a value.
+        reference_null_share: the training data's share.
+        null_p_value: the chi-square test of homogeneity of the two shares (1.0 when
+            neither has a null); below the p-value threshold, the feature has drifted.
     """
 
     name: str
@@ -65,6 +80,9 @@ class FeatureDrift:
     drifted: bool
     n: int
     missing: int
+    null_share: float = 0.0
+    reference_null_share: float = 0.0
+    null_p_value: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready data (without the name)."""
@@ -77,6 +95,9 @@ class FeatureDrift:
             "drifted": self.drifted,
             "n": self.n,
             "missing": self.missing,
+            "null_share": self.null_share,
+            "reference_null_share": self.reference_null_share,
+            "null_p_value": self.null_p_value,
         }
 
 
@@ -206,7 +227,11 @@ def detect_drift(
     plans = [_column_plan(ref, np.dtype(profile.dtype)) for ref in profile.features]
 
     def count(index: int) -> _ColumnCounts:
-        return _count_column(names[index], plans[index], column(index))
+        values = column(index)
+        ref = profile.features[index]
+        if isinstance(ref, CategoricalReference) and ref.labels is not None:
+            values = level_codes(values, ref.labels)
+        return _count_column(names[index], plans[index], values)
 
     if workers is None:
         parallel = rows * len(names) >= PARALLEL_MIN_VALUES
@@ -242,6 +267,12 @@ def detect_drift(
             [counts[i].n for i in numeric],
             threshold=ks_pvalue_threshold,
         )
+    null_p = [
+        chi2_homogeneity([ref.missing, ref.n], [got.missing, got.n])[1]
+        if ref.missing or got.missing
+        else 1.0
+        for ref, got in zip(profile.features, counts, strict=True)
+    ]
     results = tuple(
         FeatureDrift(
             name=ref.name,
@@ -250,9 +281,16 @@ def detect_drift(
             statistic=float(statistics[i]),
             p_value=float(p_values[i]),
             psi=float(psis[i]),
-            drifted=bool(psis[i] > psi_threshold or p_values[i] < ks_pvalue_threshold),
+            drifted=bool(
+                psis[i] > psi_threshold
+                or p_values[i] < ks_pvalue_threshold
+                or null_p[i] < ks_pvalue_threshold
+            ),
             n=counts[i].n,
             missing=counts[i].missing,
+            null_share=counts[i].missing / (counts[i].n + counts[i].missing),
+            reference_null_share=ref.missing / (ref.n + ref.missing),
+            null_p_value=float(null_p[i]),
         )
         for i, ref in enumerate(profile.features)
     )

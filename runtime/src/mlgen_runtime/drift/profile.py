@@ -12,7 +12,11 @@ as JSON (:func:`save_profile`), so a drift check never needs the training set ag
   statistics, each with the exact counts of training values below and at it, and the
   statistic is at most about ``1 / MAX_ECDF_POINTS`` below the full one (never above).
 * categorical feature: the count of training rows at each level (the schema's codes
-  plus any other value seen in training).
+  plus any other value seen in training); a category with string levels also stores
+  them (``labels``: code ``i`` is ``labels[i]``), so a window of strings is counted by
+  level, and the training column may be strings or codes.
+* every feature: the count of training rows without a value (``missing``), against
+  which a window's null share is tested.
 
 Profiles written by generated repositories before the runtime existed
 (``"<package>.reference-profile"``, version 1) have the same layout and load unchanged.
@@ -34,6 +38,7 @@ from mlgen_runtime.drift._columns import (
     DriftInputError,
     column_getter,
     input_dtype,
+    level_codes,
     n_rows,
     sorted_valid,
 )
@@ -57,7 +62,7 @@ class SchemaFeature(Protocol):
     @property
     def kind(self) -> str: ...
     @property
-    def levels(self) -> tuple[int, ...]: ...
+    def levels(self) -> tuple[Any, ...]: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,10 +111,13 @@ class CategoricalReference(_Counted):
     Attributes:
         levels: the known codes (sorted).
         counts: training rows at each level.
+        labels: a category with string levels: its levels, code ``i`` is ``labels[i]``
+            (a window's strings are counted by them); ``None`` for integer codes.
     """
 
     levels: np.ndarray
     counts: np.ndarray
+    labels: tuple[str, ...] | None = None
 
     kind: Kind = "categorical"
 
@@ -165,6 +173,8 @@ class ReferenceProfile:
                     record["ecdf_below_counts"] = ref.below_counts.tolist()
             else:
                 record |= {"levels": ref.levels.tolist(), "counts": ref.counts.tolist()}
+                if ref.labels is not None:
+                    record["labels"] = list(ref.labels)
             features.append(record)
         return {
             "format": PROFILE_FORMAT,
@@ -238,6 +248,9 @@ def _from_dict(cls: type[ReferenceProfile], data: Mapping[str, Any]) -> Referenc
                     missing=missing,
                     levels=array(record["levels"]),
                     counts=np.asarray(record["counts"], dtype=np.int64),
+                    labels=None
+                    if record.get("labels") is None
+                    else tuple(str(label) for label in record["labels"]),
                 )
             )
         else:
@@ -290,14 +303,19 @@ def build_profile(
     kind_of = {name: feature.kind for name, feature in schema.items()} | dict(kinds or {})
     references: list[FeatureReference] = []
     for index, name in enumerate(names):
-        values, missing = sorted_valid(columns(index), dtype)
+        labels = _labels(schema.get(name))
+        column = columns(index)
+        if labels is not None:
+            column = level_codes(column, labels)
+        values, missing = sorted_valid(column, dtype)
         if values.size == 0:
             raise DriftInputError(f"reference column {name!r} has no values")
         if not (np.isfinite(values[0]) and np.isfinite(values[-1])):
             raise DriftInputError(f"reference column {name!r} has infinite values")
         if kind_of.get(name, "numeric") == "categorical":
-            levels = schema[name].levels if name in schema else ()
-            references.append(_categorical_reference(name, values, missing, dtype, levels))
+            feature = schema.get(name)
+            levels = () if feature is None else getattr(feature, "codes", None) or feature.levels
+            references.append(_categorical_reference(name, values, missing, dtype, levels, labels))
         else:
             references.append(_numeric_reference(name, values, missing, dtype, bins, max_points))
     created_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -346,6 +364,7 @@ def _categorical_reference(
     missing: int,
     dtype: np.dtype[Any],
     schema_levels: Sequence[int],
+    labels: tuple[str, ...] | None = None,
 ) -> CategoricalReference:
     seen = values[np.append(np.flatnonzero(values[1:] != values[:-1]), values.size - 1)]
     levels = np.union1d(seen, np.asarray(schema_levels, dtype=dtype)).astype(dtype)
@@ -356,7 +375,16 @@ def _categorical_reference(
         missing=missing,
         levels=levels,
         counts=counts.astype(np.int64),
+        labels=labels,
     )
+
+
+def _labels(feature: Any) -> tuple[str, ...] | None:
+    """A schema feature's string levels (``None``: numbers or integer codes)."""
+    levels = tuple(getattr(feature, "levels", ()) or ())
+    if levels and all(isinstance(level, str) for level in levels):
+        return levels
+    return None
 
 
 def save_profile(profile: ReferenceProfile, path: Path) -> Path:

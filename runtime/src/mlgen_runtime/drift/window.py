@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mlgen_runtime.drift._columns import DriftInputError
-
-_MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a"})
+from mlgen_runtime.drift._columns import MISSING_TOKENS, DriftInputError, level_codes
 
 
-def read_window(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+def read_window(
+    path: Path, names: Sequence[str], labels: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, np.ndarray]:
     """Read the named columns of a CSV (header row) or Parquet file as ``float64``.
 
     Other columns are ignored. Empty cells and ``NA``/``NaN``/``null`` are missing values
-    (NaN). Parquet needs ``pyarrow`` (or ``pandas`` with a Parquet engine).
+    (NaN). A column in ``labels`` (a category with string levels: its levels) holds text,
+    read as codes (:func:`~mlgen_runtime.drift._columns.level_codes`). Parquet needs
+    ``pyarrow`` (or ``pandas`` with a Parquet engine).
 
     Raises:
         DriftInputError: the file cannot be read, a column is missing or holds a value
@@ -28,12 +30,15 @@ def read_window(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DriftInputError(f"no such file: {path}")
+    labels = dict(labels or {})
     if path.suffix.lower() in (".parquet", ".pq"):
-        return _read_parquet(path, names)
-    return _read_csv(path, names)
+        return _read_parquet(path, names, labels)
+    return _read_csv(path, names, labels)
 
 
-def _read_csv(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+def _read_csv(
+    path: Path, names: Sequence[str], labels: Mapping[str, Sequence[str]]
+) -> dict[str, np.ndarray]:
     try:
         with path.open(newline="", encoding="utf-8") as stream:
             header = next(csv.reader(stream), None)
@@ -59,7 +64,7 @@ def _read_csv(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
         return {name: matrix[:, i] for i, name in enumerate(names)}
     except ValueError:
         pass
-    columns: list[list[float]] = [[] for _ in names]
+    columns: list[list[Any]] = [[] for _ in names]
     with path.open(newline="", encoding="utf-8") as stream:
         reader = csv.reader(stream)
         next(reader)
@@ -68,7 +73,10 @@ def _read_csv(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
                 continue
             for values, index, name in zip(columns, indices, names, strict=True):
                 cell = row[index].strip() if index < len(row) else ""
-                if cell.lower() in _MISSING_TOKENS:
+                if name in labels:
+                    values.append(cell)
+                    continue
+                if cell.lower() in MISSING_TOKENS:
                     values.append(math.nan)
                     continue
                 try:
@@ -78,12 +86,16 @@ def _read_csv(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
                         f"{path}:{line}: column {name!r}: {cell!r} is not a number"
                     ) from None
     return {
-        name: np.asarray(values, dtype=np.float64)
+        name: level_codes(values, labels[name])
+        if name in labels
+        else np.asarray(values, dtype=np.float64)
         for name, values in zip(names, columns, strict=True)
     }
 
 
-def _read_parquet(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+def _read_parquet(
+    path: Path, names: Sequence[str], labels: Mapping[str, Sequence[str]]
+) -> dict[str, np.ndarray]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -112,12 +124,19 @@ def _read_parquet(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
 
             table = pq.read_table(path, columns=list(names))
             return {
-                name: np.asarray(
+                name: level_codes(table.column(name).to_pylist(), labels[name])
+                if name in labels
+                else np.asarray(
                     table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False),
                     dtype=np.float64,
                 )
                 for name in names
             }
-        return {name: frame[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in names}
+        return {
+            name: level_codes(frame[name], labels[name])
+            if name in labels
+            else frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+            for name in names
+        }
     except (TypeError, ValueError) as error:
         raise DriftInputError(f"{path}: non-numeric values: {error}") from error

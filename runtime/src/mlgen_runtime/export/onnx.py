@@ -31,6 +31,13 @@ from typing import Any
 import numpy as np
 
 from mlgen_runtime.export import replaced_atomically
+from mlgen_runtime.export.preprocessing import (
+    METADATA_KEY,
+    Column,
+    Preprocessed,
+    Preprocessing,
+    feeds,
+)
 
 INPUT_NAME = "features"
 LABEL_OUTPUT = "label"
@@ -51,17 +58,27 @@ def export_sklearn(
     metadata: Mapping[str, str] | None = None,
     input_name: str = INPUT_NAME,
     target_opset: Mapping[str, int] = TARGET_OPSET,
+    preprocessing: Preprocessing | None = None,
 ) -> Path:
     """Convert a fitted scikit-learn classifier (or pipeline) and write it to ``path``.
 
     The classifier's probabilities come out as a tensor (no ZipMap), the feature names and
     ``metadata`` go into the model's properties, and ``onnx.checker`` checks the graph
     before the file replaces ``path`` atomically. Returns ``path``.
+
+    With ``preprocessing`` (fitted on the raw training table, the model fitted on its
+    :meth:`~mlgen_runtime.export.preprocessing.Preprocessing.encode` of it) the graph
+    takes one raw input per feature instead of the matrix: strings for string
+    categories, floats with NaN for nulls, encoded and imputed inside the graph. A
+    preprocessing with nothing to do (:attr:`~.Preprocessing.identity`) keeps the matrix
+    input.
     """
     import onnx
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
+    if isinstance(model, Preprocessed):
+        preprocessing, model = model.preprocessing, model.model
     model = float32_thresholds(model)
     register_converters(model)
     classifier = model.steps[-1][1] if hasattr(model, "steps") else model
@@ -72,9 +89,16 @@ def export_sklearn(
         options={id(classifier): {"zipmap": False}},
         target_opset=dict(target_opset),
     )
+    if preprocessing is not None and not preprocessing.identity:
+        if list(preprocessing.names) != list(feature_names):
+            raise ValueError(
+                f"preprocessing features {list(preprocessing.names)} are not {list(feature_names)}"
+            )
+        graph = preprocessing.prepend_to(graph)
     graph.doc_string = doc_string
     properties = {FEATURE_NAMES_KEY: json.dumps(list(feature_names)), "model_name": name}
-    onnx.helper.set_model_props(graph, {**properties, **(metadata or {})})
+    kept = {prop.key: prop.value for prop in graph.metadata_props}
+    onnx.helper.set_model_props(graph, {**kept, **properties, **(metadata or {})})
     onnx.checker.check_model(graph)
     path = Path(path)
     with replaced_atomically(path) as partial:
@@ -203,26 +227,41 @@ def check_signature(
     feature_names: Sequence[str],
     input_name: str = INPUT_NAME,
     output: str = PROBABILITIES_OUTPUT,
-) -> None:
-    """Refuse a session whose input, output or recorded feature names differ from the code's.
+) -> tuple[Column, ...] | None:
+    """Refuse a session whose inputs, output or recorded feature names differ from the code's.
+
+    A model takes either the one matrix input ``input_name`` (``[n, len(feature_names)]``)
+    or, exported with preprocessing, one raw input per feature, named after it, in
+    schema order. Returns ``None`` for the first, the preprocessing's columns (which
+    inputs are strings) for the second.
 
     Raises:
         ValueError: naming what differs (and "retrain" when the features do).
     """
     inputs = loaded.get_inputs()
     width = len(feature_names)
-    if [i.name for i in inputs] != [input_name] or inputs[0].shape[-1] != width:
-        found = [(i.name, i.shape) for i in inputs]
-        raise ValueError(f"model input must be {input_name!r} with {width} columns, found {found}")
-    outputs = [o.name for o in loaded.get_outputs()]
-    if output not in outputs:
-        raise ValueError(f"model has no {output!r} output (outputs: {outputs})")
-    stored = loaded.get_modelmeta().custom_metadata_map.get(FEATURE_NAMES_KEY)
+    meta = loaded.get_modelmeta().custom_metadata_map
+    stored = meta.get(FEATURE_NAMES_KEY)
     if stored is not None and json.loads(stored) != list(feature_names):
         raise ValueError(
             f"model was trained on features {json.loads(stored)}, "
             f"this code expects {list(feature_names)}: retrain"
         )
+    columns: tuple[Column, ...] | None = None
+    if METADATA_KEY in meta:
+        columns = Preprocessing.from_json(meta[METADATA_KEY]).columns
+        if [i.name for i in inputs] != list(feature_names):
+            found = [i.name for i in inputs]
+            raise ValueError(
+                f"model inputs must be the features {list(feature_names)}, found {found}"
+            )
+    elif [i.name for i in inputs] != [input_name] or inputs[0].shape[-1] != width:
+        found = [(i.name, i.shape) for i in inputs]
+        raise ValueError(f"model input must be {input_name!r} with {width} columns, found {found}")
+    outputs = [o.name for o in loaded.get_outputs()]
+    if output not in outputs:
+        raise ValueError(f"model has no {output!r} output (outputs: {outputs})")
+    return columns
 
 
 def load(
@@ -233,11 +272,15 @@ def load(
     input_name: str = INPUT_NAME,
     output: str = PROBABILITIES_OUTPUT,
     column: int = 1,
-) -> Callable[[np.ndarray], np.ndarray]:
+) -> Callable[[Any], np.ndarray]:
     """Open an exported model and return its predict function.
 
-    The function maps a float32 matrix ``[n, len(feature_names)]`` to column ``column``
-    of ``output`` (the positive-class probability), shape ``(n,)``, in one session call.
+    The function maps the model's input to column ``column`` of ``output`` (the
+    positive-class probability), shape ``(n,)``, in one session call. The input is a
+    float32 matrix ``[n, len(feature_names)]``; for a model exported with preprocessing,
+    the raw values: columns by name (a DataFrame, a mapping of sequences; NaN or None for
+    nulls), a list of rows as mappings, or the coded matrix (string categories as their
+    codes, NaN for nulls: :meth:`~mlgen_runtime.schema.FeatureSchema.to_matrix`).
 
     Raises:
         ValueError: the file is not a model this code can serve (see
@@ -245,11 +288,21 @@ def load(
             it cannot read.
     """
     loaded = session(path, threads)
-    check_signature(loaded, feature_names=feature_names, input_name=input_name, output=output)
+    raw = check_signature(loaded, feature_names=feature_names, input_name=input_name, output=output)
+    if raw is None:
 
-    def predict(X: np.ndarray) -> np.ndarray:
-        features = np.ascontiguousarray(X, dtype=np.float32)
-        (probabilities,) = loaded.run([output], {input_name: features})
+        def predict(X: Any) -> np.ndarray:
+            features = np.ascontiguousarray(X, dtype=np.float32)
+            (probabilities,) = loaded.run([output], {input_name: features})
+            return np.asarray(probabilities[:, column])
+
+        return predict
+    names = [item.name for item in raw]
+
+    def predict_raw(X: Any) -> np.ndarray:
+        if isinstance(X, Sequence) and not isinstance(X, np.ndarray):
+            X = {name: [row.get(name) for row in X] for name in names}
+        (probabilities,) = loaded.run([output], feeds(raw, X))
         return np.asarray(probabilities[:, column])
 
-    return predict
+    return predict_raw

@@ -62,16 +62,18 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20
 JSON = "application/json"
 
 
-def problem_list(errors: Any, codes: dict[str, list[int]]) -> list[dict[str, Any]]:
+def problem_list(errors: Any, codes: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Location, message and type of each validation problem (never the raw input, which
     may hold NaN or other values JSON cannot encode). ``codes`` holds the categorical
-    features' codes, named in the message of a non-integer code."""
+    features' codes or string levels, named in the message of a value that is not one."""
     problems = []
     for item in errors:
         location = [part for part in item.get("loc", ()) if part not in UNION_TAGS]
         message = str(item.get("msg", "invalid value")).removeprefix("Value error, ")
         if item.get("type") == "multiple_of" and location and location[-1] in codes:
             message = f"{location[-1]} must be one of the integer codes {codes[location[-1]]}"
+        elif item.get("type") == "literal_error" and location and location[-1] in codes:
+            message = f"{location[-1]} must be one of {codes[location[-1]]}"
         detail = (item.get("ctx") or {}).get("error")
         if item.get("type") == "json_invalid" and isinstance(detail, str) and detail not in message:
             message = f"{message}: {detail}"
@@ -157,7 +159,9 @@ def create_app(
         decision_threshold,
         title,
     )
-    codes = {feature.name: list(feature.levels) for feature in schema.features if feature.levels}
+    codes: dict[str, list[Any]] = {
+        feature.name: list(feature.levels) for feature in schema.features if feature.levels
+    }
     example = schema.to_matrix([schema.example_row()])
 
     @asynccontextmanager

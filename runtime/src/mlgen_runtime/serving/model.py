@@ -6,13 +6,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mlgen_runtime.artifacts import model_version
 
-Predict = Callable[[np.ndarray], np.ndarray]
-"""A loaded model: the ``float32`` input matrix ``[n, features]`` in, the positive-class
+Predict = Callable[[Any], np.ndarray]
+"""A loaded model: the ``float32`` input matrix ``[n, features]`` in (or, for a model
+exported with preprocessing, the raw values by feature name), the positive-class
 probabilities ``[n]`` out."""
 Loader = Callable[[Path], Predict]
 """Opens an exported model (the repository's ``modeling.load_exported``)."""

@@ -1,8 +1,9 @@
 """The request and response models of ``POST /predict``, derived from a feature schema.
 
-One example is a JSON object with every feature as a number (``FeatureRow``: strings and
-booleans refused, ranges and categorical codes checked by pydantic's own constraints, no
-Python callback per value); a batch is ``{"instances": [...]}``; either may carry a
+One example is a JSON object with every feature as its raw value (``FeatureRow``: a
+number, a string category's level, ``true``/``false`` for a boolean, ``null`` for a
+nullable feature; ranges, codes and levels checked by pydantic's own constraints, see
+:func:`_field`); a batch is ``{"instances": [...]}``; either may carry a
 ``user_id`` for A/B routing. The same models validate requests and produce the OpenAPI
 schema.
 """
@@ -11,15 +12,17 @@ schema.
 # built inside functions here as real objects.
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
     PlainValidator,
     RootModel,
+    StrictBool,
     Tag,
     TypeAdapter,
     WithJsonSchema,
@@ -34,6 +37,8 @@ MAX_USER_ID_LENGTH = 256
 USER_ID_HEADER = "X-User-Id"
 UNION_TAGS = ("single row", "batch")
 """The tags of the request union; they are left out of error locations."""
+MAX_LEVEL_LENGTH = 256
+"""The longest string a category with ``unknown: other`` accepts."""
 MAX_INT_ID = 2**53 - 1
 """The largest integer user id (and ``-MAX_INT_ID`` the smallest): integers every JSON
 reader keeps exact. The bound is exact as a double too, so a schema-driven client (a
@@ -79,18 +84,64 @@ UserId = Annotated[
 
 
 def _field(feature: Feature) -> tuple[Any, Any]:
-    """The pydantic field of one feature: a finite number inside the feature's range; a
-    categorical one also a whole number (one of its codes, an ``enum`` in the schema)."""
+    """The pydantic field of one feature, as its raw value.
+
+    * a number: a finite number inside the feature's range (an integer also a whole
+      number);
+    * a category with integer levels: one of its codes (an ``enum`` in the schema);
+    * a boolean: ``true``/``false`` or 1/0;
+    * a category with string levels: one of the levels (a ``Literal``: a 422 names
+      them) when the schema says ``unknown: reject``, any string with ``unknown: other``
+      (the model maps an unknown one to the ``"other"`` level);
+    * nullable: also ``null``, and the key may be left out.
+    """
     categorical = feature.kind == "categorical"
-    constraints = Field(
-        ge=feature.minimum,
-        le=feature.maximum,
-        allow_inf_nan=False,
-        multiple_of=1 if categorical else None,
-        description=feature.description,
-        json_schema_extra={"enum": list(feature.levels)} if categorical else None,
-    )
-    return Annotated[float, constraints], ...
+    levels = tuple(getattr(feature, "levels", ()) or ())
+    description = feature.description
+    value: Any
+    if levels and all(isinstance(level, str) for level in levels):
+        if getattr(feature, "unknown", "reject") == "other":
+            value = Annotated[
+                str,
+                Field(
+                    min_length=1,
+                    max_length=MAX_LEVEL_LENGTH,
+                    description=f"{description} One of {list(levels)}; any other value "
+                    "counts as 'other'.",
+                ),
+            ]
+        else:
+            value = Annotated[Literal[levels], Field(description=description)]
+    else:
+        codes = list(getattr(feature, "codes", ()) or feature.levels) if categorical else []
+        contiguous = codes == list(range(int(feature.minimum), int(feature.maximum) + 1))
+        constraints = Field(
+            ge=feature.minimum,
+            le=feature.maximum,
+            allow_inf_nan=False,
+            multiple_of=1 if categorical or getattr(feature, "type", "") == "integer" else None,
+            description=description,
+            json_schema_extra={"enum": codes} if categorical else None,
+        )
+        value = Annotated[float, constraints]
+        if categorical and not contiguous:
+            value = Annotated[value, AfterValidator(_one_of(feature.name, codes))]
+        if getattr(feature, "type", "") == "boolean":
+            value = StrictBool | value
+    if getattr(feature, "nullable", False):
+        return value | None, None
+    return value, ...
+
+
+def _one_of(name: str, codes: list[int]) -> Any:
+    allowed = frozenset(codes)
+
+    def check(value: float) -> float:
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of the integer codes {codes}")
+        return value
+
+    return check
 
 
 def _request_kind(value: Any) -> str:
@@ -128,13 +179,13 @@ def request_models(schema: FeatureSchema, max_batch_size: int) -> RequestModels:
         __config__=ConfigDict(
             extra="forbid", strict=True, json_schema_extra={"examples": [example]}
         ),
-        __doc__="One example: every feature, as a number (strings and booleans are refused).",
+        __doc__="One example: every feature, as its raw value.",
         **{feature.name: _field(feature) for feature in schema.features},
     )
     single: type[BaseModel] = create_model(
         "SingleRowRequest",
         __base__=row,
-        __doc__="One example (every feature, as a number) and optionally the user's id.",
+        __doc__="One example (every feature, as its raw value) and optionally the user's id.",
         user_id=(UserId | None, None),
     )
 

@@ -5,9 +5,11 @@ training wrote next to the model (``reference_profile.json``, version 1 of the f
 generated repositories write): the quantile bins of a numeric feature (its ``edges`` and
 ``proportions``), one bin per level of a categorical one (its ``levels`` and ``counts``)
 plus an "other" bin. Only counts are kept, a few hundred integers whatever the traffic.
-When Prometheus scrapes ``/metrics`` the population stability index of each feature is
-computed from them (:func:`mlgen_runtime.drift.stattests.psi`, the offline check's) and exported as
-``model_feature_psi{feature="..."}``.
+A null (NaN: a nullable feature's missing value) is counted in a bin of its own: the
+PSI covers the rows with a value, and ``model_feature_null_share{feature="..."}`` is the
+share of rows without one. When Prometheus scrapes ``/metrics`` the population stability
+index of each feature is computed from them (:func:`mlgen_runtime.drift.stattests.psi`,
+the offline check's) and exported as ``model_feature_psi{feature="..."}``.
 
 **Window**: counts go into a current block; when it holds ``window_rows`` rows it
 replaces the previous block and a new one starts. The PSI covers both blocks: the last
@@ -44,6 +46,7 @@ BUFFER_ROWS = 256
 """Rows buffered between two binning steps."""
 PSI_METRIC = "model_feature_psi"
 ROWS_METRIC = "model_drift_window_rows"
+NULL_SHARE_METRIC = "model_feature_null_share"
 
 
 class ProfileError(ValueError):
@@ -145,9 +148,10 @@ class OnlineDrift:
         self.min_rows = min_rows
         self.names: tuple[str, ...] = tuple(feature.name for feature in bins)
         self._expected = [feature.expected for feature in bins]
-        self._width = max(expected.size for expected in self._expected)
+        most = max(expected.size for expected in self._expected)
+        self._width = most + 1  # the last slot of each feature counts its nulls (NaN)
         # Padded with +inf: no value reaches a padding edge, so its bin stays in range.
-        padded = np.full((len(bins), self._width - 1), np.inf, dtype=np.float64)
+        padded = np.full((len(bins), most - 1), np.inf, dtype=np.float64)
         for index, feature in enumerate(bins):
             padded[index, : feature.edges.size] = feature.edges
         self._edges = padded.astype(np.dtype(dtype))
@@ -206,6 +210,9 @@ class OnlineDrift:
     def _count(self, features: np.ndarray) -> None:
         values = np.asarray(features, dtype=self._edges.dtype)
         bins = (values[:, :, None] >= self._edges).sum(axis=2)
+        null = np.isnan(values)
+        if null.any():
+            bins[null] = self._width - 1
         bins += self._offsets
         self._current += np.bincount(bins.ravel(), minlength=self._size)
         self._current_rows += values.shape[0]
@@ -229,15 +236,26 @@ class OnlineDrift:
             for index, (name, expected) in enumerate(zip(self.names, self._expected, strict=True))
         }
 
+    def null_shares(self) -> dict[str, float]:
+        """The share of the window's rows without a value (NaN), per feature."""
+        rows = self.rows
+        window = (self._current + self._previous).reshape(len(self.names), self._width)
+        return {
+            name: float(window[index, -1]) / rows if rows else 0.0
+            for index, name in enumerate(self.names)
+        }
+
     def psi(self) -> dict[str, float] | None:
-        """The PSI of each feature over the window; ``None`` below ``min_rows`` rows."""
+        """The PSI of each feature over the window's rows with a value; ``None`` below
+        ``min_rows`` rows."""
         rows = self.rows
         if rows < self.min_rows:
             return None
-        return {
-            name: psi(expected, counts / rows)
-            for (name, counts), expected in zip(self.counts().items(), self._expected, strict=True)
-        }
+        values = {}
+        for (name, counts), expected in zip(self.counts().items(), self._expected, strict=True):
+            present = int(counts.sum())
+            values[name] = psi(expected, counts / present) if present else 0.0
+        return values
 
     def reset(self) -> None:
         """Forget every counted row."""
@@ -251,6 +269,7 @@ class OnlineDrift:
         return [
             GaugeMetricFamily(PSI_METRIC, "", labels=["feature"]),
             GaugeMetricFamily(ROWS_METRIC, ""),
+            GaugeMetricFamily(NULL_SHARE_METRIC, "", labels=["feature"]),
         ]
 
     def collect(self) -> Iterator[Metric]:
@@ -258,6 +277,14 @@ class OnlineDrift:
         yield GaugeMetricFamily(
             ROWS_METRIC, "Served rows in the online drift window.", value=self.rows
         )
+        shares = GaugeMetricFamily(
+            NULL_SHARE_METRIC,
+            "Share of the online drift window's rows without a value, per feature.",
+            labels=["feature"],
+        )
+        for name, share in self.null_shares().items():
+            shares.add_metric([name], share)
+        yield shares
         values = self.psi()
         if values is None:
             return

@@ -243,7 +243,7 @@ def add_v2_routes(
         try:
             if user_id is not None and not isinstance(user_id, str):
                 raise TensorError("parameters.user_id must be a string")
-            features = reader.matrix(payload.inputs, binary)
+            features = reader.read(payload.inputs, binary)
             outcome = predictor.predict(features, user_id)
             request.scope[VARIANT_KEY] = outcome.variant
             if outcome.status != 200:

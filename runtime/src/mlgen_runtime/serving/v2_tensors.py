@@ -2,8 +2,11 @@
 
 No HTTP here (:mod:`.v2` serves it). A request carries either one tensor per
 feature of the schema (``FP32`` for a numeric feature, ``INT64`` for a categorical code,
-shape ``[n]`` or ``[n, 1]``) or the whole matrix as one :data:`MATRIX_INPUT` tensor
-(``FP32 [n, width]``, the input of the Triton backend's graph). Tensor data is JSON (a
+``BYTES`` for a category with string levels; shape ``[n]`` or ``[n, 1]``) or, when the
+schema has no string category and no nullable feature, the whole matrix as one
+:data:`MATRIX_INPUT` tensor (``FP32 [n, width]``, the input of the Triton backend's
+graph). A nullable feature's null is ``null`` in JSON data, NaN in binary ``FP32`` data,
+and the empty string in a ``BYTES`` input. Tensor data is JSON (a
 flat or nested row-major list) or, with the binary tensor data extension, raw
 little-endian bytes after the JSON header (``parameters.binary_data_size``). Every
 refusal is a :class:`TensorError` whose message names the input.
@@ -19,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mlgen_runtime.datatypes import NUMBER_TYPES
+from mlgen_runtime.export.preprocessing import NULL_STRING, needs_preprocessing
 from mlgen_runtime.schema import FeatureSchema
 
 MATRIX_INPUT = "features"
@@ -47,12 +51,17 @@ class TensorSpec:
         return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
 
+def datatype(feature: Any) -> str:
+    """A feature's input datatype: ``BYTES`` for a category with string levels, ``INT64``
+    for another category or a boolean, ``FP32`` for a number."""
+    if getattr(feature, "string_levels", False):
+        return "BYTES"
+    return "INT64" if feature.kind == "categorical" else "FP32"
+
+
 def input_specs(schema: FeatureSchema) -> tuple[TensorSpec, ...]:
-    """One input per feature, in schema order: ``FP32`` numeric, ``INT64`` categorical."""
-    return tuple(
-        TensorSpec(feature.name, "INT64" if feature.kind == "categorical" else "FP32", (-1,))
-        for feature in schema.features
-    )
+    """One input per feature, in schema order (datatypes: :func:`datatype`)."""
+    return tuple(TensorSpec(feature.name, datatype(feature), (-1,)) for feature in schema.features)
 
 
 def output_specs() -> tuple[TensorSpec, ...]:
@@ -72,8 +81,17 @@ def _flat(data: Any) -> Iterator[Any]:
             yield item
 
 
-def _from_json(name: str, datatype: str, data: Any) -> np.ndarray:
+def _from_json(name: str, datatype: str, data: Any, nullable: bool = False) -> np.ndarray:
     values = list(_flat(data)) if isinstance(data, list) else [data]
+    if datatype == "BYTES":
+        if not all(type(value) is str for value in values):
+            raise TensorError(f"input {name!r}: data must be BYTES values (strings)")
+        return np.array(values, dtype=object)
+    if nullable and any(value is None for value in values):
+        present = [value for value in values if value is not None]
+        if not all(type(value) in (int, float) for value in present):
+            raise TensorError(f"input {name!r}: data must be {datatype} values or null")
+        return np.array([np.nan if value is None else value for value in values], np.float64)
     if datatype == "BOOL":
         ok = all(type(value) is bool for value in values)
     elif datatype.startswith(("INT", "UINT")):
@@ -88,13 +106,37 @@ def _from_json(name: str, datatype: str, data: Any) -> np.ndarray:
         raise TensorError(f"input {name!r}: a value does not fit {datatype}") from None
 
 
-def decode(tensor: Any, binary: memoryview, offset: int) -> tuple[np.ndarray, int]:
+def _strings(name: str, raw: memoryview, count: int) -> np.ndarray:
+    """``count`` BYTES elements of the binary extension: each a 4-byte little-endian
+    length and that many bytes (UTF-8 text here)."""
+    values, position = [], 0
+    for _ in range(count):
+        if position + 4 > len(raw):
+            raise TensorError(f"input {name!r}: BYTES data ends inside an element's length")
+        length = int.from_bytes(raw[position : position + 4], "little")
+        position += 4
+        if position + length > len(raw):
+            raise TensorError(f"input {name!r}: BYTES element longer than the data")
+        try:
+            values.append(bytes(raw[position : position + length]).decode("utf-8"))
+        except UnicodeDecodeError:
+            raise TensorError(f"input {name!r}: a BYTES element is not UTF-8 text") from None
+        position += length
+    if position != len(raw):
+        raise TensorError(f"input {name!r}: BYTES data holds more than {count} elements")
+    return np.array(values, dtype=object)
+
+
+def decode(
+    tensor: Any, binary: memoryview, offset: int, nullable: bool = False
+) -> tuple[np.ndarray, int]:
     """The values of one request input, shaped, and the binary offset after it.
 
     Args:
         tensor: the parsed input (``name``, ``shape``, ``datatype``, ``parameters``, ``data``).
         binary: the bytes after the JSON header (empty without the binary extension).
         offset: where this input's bytes start, when it has ``binary_data_size``.
+        nullable: JSON ``null`` values are accepted (as NaN, in a ``float64`` array).
 
     Raises:
         TensorError: an unknown datatype, a negative dimension, data that does not fill
@@ -102,6 +144,8 @@ def decode(tensor: Any, binary: memoryview, offset: int) -> tuple[np.ndarray, in
     """
     name, datatype = tensor.name, tensor.datatype
     dtype = NUMBER_TYPES.get(datatype)
+    if datatype == "BYTES":
+        return _decode_strings(tensor, binary, offset)
     if dtype is None:
         hint = (
             " (BYTES carries strings; this model's inputs are numbers)"
@@ -126,7 +170,30 @@ def decode(tensor: Any, binary: memoryview, offset: int) -> tuple[np.ndarray, in
     elif tensor.data is None:
         raise TensorError(f"input {name!r} has no data (nor binary_data_size)")
     else:
-        values = _from_json(name, datatype, tensor.data)
+        values = _from_json(name, datatype, tensor.data, nullable)
+        if values.size != count:
+            raise TensorError(
+                f"input {name!r}: shape {tensor.shape} holds {count} values, data has {values.size}"
+            )
+    return values.reshape(tensor.shape), offset
+
+
+def _decode_strings(tensor: Any, binary: memoryview, offset: int) -> tuple[np.ndarray, int]:
+    """:func:`decode` of a ``BYTES`` input (JSON strings, or the binary extension's)."""
+    name = tensor.name
+    if any(dim < 0 for dim in tensor.shape):
+        raise TensorError(f"input {name!r}: shape {tensor.shape} has a negative dimension")
+    count = math.prod(tensor.shape)
+    size = (tensor.parameters or {}).get("binary_data_size")
+    if size is not None:
+        if type(size) is not int or size < 0 or offset + size > len(binary):
+            raise TensorError(f"input {name!r}: binary_data_size {size!r} is not in the body")
+        values = _strings(name, binary[offset : offset + size], count)
+        offset += size
+    elif tensor.data is None:
+        raise TensorError(f"input {name!r} has no data (nor binary_data_size)")
+    else:
+        values = _from_json(name, "BYTES", tensor.data)
         if values.size != count:
             raise TensorError(
                 f"input {name!r}: shape {tensor.shape} holds {count} values, data has {values.size}"
@@ -149,6 +216,96 @@ class InputReader:
         self._minimum = np.array([f.minimum for f in schema.features], dtype=np.float32)
         self._maximum = np.array([f.maximum for f in schema.features], dtype=np.float32)
         self._categorical = np.array([f.kind == "categorical" for f in schema.features])
+        self.raw = needs_preprocessing(schema.features)
+        """Whether the model takes raw values by feature (see :meth:`columns`)."""
+
+    def read(self, tensors: Sequence[Any], binary: memoryview) -> Any:
+        """:meth:`columns` for a model with preprocessing, else :meth:`matrix`."""
+        return self.columns(tensors, binary) if self.raw else self.matrix(tensors, binary)
+
+    def columns(self, tensors: Sequence[Any], binary: memoryview) -> dict[str, np.ndarray]:
+        """The validated raw values of the request's ``tensors``, by feature name: strings
+        (``object``; ``None`` for a null) for a ``BYTES`` input, ``float32`` (NaN for a
+        null) for the others. A null is the empty string in a ``BYTES`` input, and
+        ``null`` in JSON data or NaN in binary ``FP32`` data; only a nullable feature may
+        have one.
+
+        Raises:
+            TensorError: as :meth:`matrix`, and a null in a feature that is not
+                nullable, or a level the schema does not accept (the message names them).
+        """
+        names = [tensor.name for tensor in tensors]
+        if len(set(names)) != len(names):
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            raise TensorError(f"input {repeated[0]!r} is given more than once")
+        specs = self.specs
+        unknown = [tensor.name for tensor in tensors if tensor.name not in specs]
+        if unknown:
+            raise TensorError(
+                f"unknown input {unknown[0]!r}: the inputs are {', '.join(specs)} "
+                "(one tensor per feature)"
+            )
+        given = set(names)
+        missing = [name for name in specs if name not in given]
+        if missing:
+            raise TensorError(f"missing input {missing[0]!r}")
+        offset = 0
+        columns: dict[str, np.ndarray] = {}
+        for tensor in tensors:
+            feature = self.schema.feature(tensor.name)
+            _expect(tensor, specs[tensor.name].datatype, 1)
+            values, offset = decode(tensor, binary, offset, nullable=feature.nullable)
+            columns[tensor.name] = values.reshape(-1)
+        if offset != len(binary):
+            raise TensorError(f"the body has {len(binary) - offset} bytes no input claims")
+        sizes = {len(values) for values in columns.values()}
+        if len(sizes) > 1:
+            raise TensorError(f"the inputs have different batch sizes: {sorted(sizes)}")
+        rows = sizes.pop()
+        if not 1 <= rows <= self.max_rows:
+            raise TensorError(f"a request holds 1 to {self.max_rows} rows, this one {rows}")
+        return {name: self._checked(self.schema.feature(name), columns[name]) for name in specs}
+
+    @staticmethod
+    def _checked(feature: Any, values: np.ndarray) -> np.ndarray:
+        """``values`` of one feature, nulls made ``None`` / NaN, refused when invalid."""
+        if values.dtype == object:
+            null = values == NULL_STRING
+            values = values.copy()
+            values[null] = None
+            if feature.string_levels and feature.unknown == "reject":
+                allowed = set(feature.levels)
+                bad = ~null & ~np.isin(values, list(allowed))
+            else:
+                bad = np.zeros(len(values), dtype=bool)
+        else:
+            values = values.astype(np.float64)
+            null = np.isnan(values)
+            bad = np.zeros(len(values), dtype=bool)
+            present = ~null
+            if present.any():
+                checked = values[present]
+                wrong = (
+                    ~np.isfinite(checked)
+                    | (checked < feature.minimum)
+                    | (checked > feature.maximum)
+                )
+                if feature.kind == "categorical":
+                    wrong |= ~np.isin(checked, feature.codes)
+                elif feature.type == "integer":
+                    wrong |= checked != np.round(checked)
+                bad[present] = wrong
+            values = values.astype(np.float32)
+        if not feature.nullable:
+            bad |= null
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            value: Any = values[row]
+            if isinstance(value, np.floating):
+                value = None if np.isnan(value) else float(value)
+            problem = feature.problem(value)
+            raise TensorError(f"input {feature.name!r}, row {row}: {problem or 'invalid value'}")
+        return values
 
     def matrix(self, tensors: Sequence[Any], binary: memoryview) -> np.ndarray:
         """The validated input matrix ``[n, width]`` of the request's ``tensors``.
