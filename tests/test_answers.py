@@ -162,7 +162,7 @@ def test_copier_itself_rejects_invalid_answers_naming_the_question(
 
 def test_questions_added_later_keep_an_existing_repositorys_behaviour(template_root: Path) -> None:
     """An update fills a question the repository predates with the behaviour-keeping answer
-    (an old repository keeps its kustomize canary), never over what it or --data says."""
+    (an old repository keeps its kustomize canary), never over what it or -d says."""
     from mlgen.generate import check_answers
     from mlgen.template import KEEP_BEHAVIOUR_ANSWERS, answers_for_update
 

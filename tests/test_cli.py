@@ -100,7 +100,7 @@ def test_unknown_backend_is_one_line_with_did_you_mean(tmp_path: Path) -> None:
             ["-d", "modelname=x"],
             "Error: modelname: is not a question of this template. Did you mean 'model_name'?",
         ),
-        (["-d", "novalue"], "Error: --data 'novalue': expected KEY=VALUE"),
+        (["-d", "novalue"], "Error: --answer 'novalue': expected KEY=VALUE"),
     ],
 )
 def test_bad_answers_are_one_line_errors(

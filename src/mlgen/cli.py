@@ -10,14 +10,20 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from mlgen import __version__
 from mlgen.errors import MlgenError
 from mlgen.plugins import PluginLoadWarning, get_registry
+
+if TYPE_CHECKING:
+    from mlgen.schema_infer import Inferred
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class _ErrorReportingGroup(click.Group):
@@ -101,17 +107,74 @@ def _format_table(headers: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _answer_option(help_text: str) -> Callable[[_F], _F]:
+    return click.option(
+        "--answer",
+        "-d",
+        "answers",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help=help_text,
+    )
+
+
+_TABLE_OPTIONS = (
+    ("--label", "COLUMN", "The label column (binary classification)."),
+    (
+        "--positive-class",
+        "VALUE",
+        "The label value that is class 1 (default: 1/True, else the rarer one).",
+    ),
+    ("--entity", "COLUMN", "Entity key column (default: the row number)."),
+    ("--timestamp", "COLUMN", "Event timestamp column (default: one fixed time)."),
+)
+
+
+def _table_options(function: _F) -> _F:
+    """The options that say how to read the user's table (``new --data``, ``schema infer``)."""
+    function = click.option(
+        "--exclude",
+        multiple=True,
+        metavar="COLUMN",
+        help="A column that is not a model input; repeatable.",
+    )(function)
+    for name, metavar, help_text in reversed(_TABLE_OPTIONS):
+        function = click.option(name, metavar=metavar, help=help_text)(function)
+    return function
+
+
+def _infer(source: str, table: dict[str, Any], repo: Path | None = None) -> Inferred:
+    """Infer the schema answers from the table at ``source`` (``table``: the options of
+    :func:`_table_options`)."""
+    from mlgen.schema_infer import infer_answers
+
+    if not table["label"]:
+        raise click.UsageError("--label COLUMN is required with a table: the column to predict")
+    return infer_answers(source, repo=repo, **table)
+
+
+def _show(inferred: Inferred) -> None:
+    """Print what was inferred: a dataset line and a table of the features."""
+    from mlgen.schema_infer import summary
+
+    head, headers, rows = summary(inferred)
+    click.echo(head)
+    for line in _format_table(headers, rows):
+        click.echo(f"  {line}")
+
+
 @cli.command()
 @click.argument("destination", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--backend", "-b", help="Serving backend (see `mlgen backends`).")
 @click.option(
     "--data",
-    "-d",
-    "data",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Answer a template question; repeatable.",
+    "data_path",
+    metavar="PATH",
+    help="Your table (Parquet or CSV, a path or URL): the schema is inferred from it "
+    "(default: the demo table).",
 )
+@_table_options
+@_answer_option("Answer a template question; repeatable.")
 @click.option(
     "--defaults", is_flag=True, help="Use the default for every question not answered (no prompts)."
 )
@@ -125,28 +188,88 @@ def _format_table(headers: list[str], rows: list[list[str]]) -> list[str]:
 def new(
     destination: Path,
     backend: str | None,
-    data: tuple[str, ...],
+    data_path: str | None,
+    answers: tuple[str, ...],
     defaults: bool,
     template: str | None,
     vcs_ref: str | None,
+    **table: Any,
 ) -> None:
     """Generate a model repository in DESTINATION (a new or empty folder).
+
+    With --data PATH --label COLUMN the feature schema is inferred from your table and
+    printed; without --data the repository trains on the demo table.
 
     \b
     Examples:
       mlgen new churn --defaults
       mlgen new fraud --backend fastapi -d model_name=fraud-score --defaults
+      mlgen new cancer --data breast_cancer.csv --label target --defaults
+      mlgen new events --data s3://bucket/events.parquet --label churned \\
+        --entity customer_id --timestamp event_timestamp --defaults
     """
-    from mlgen.generate import check_answers, generate, parse_data
+    from mlgen.generate import (
+        SCHEMA_ANSWERS,
+        check_answers,
+        generate,
+        parse_answers,
+        with_inferred,
+    )
     from mlgen.template import default_template
 
-    answers: dict[str, Any] = parse_data(data)
+    chosen: dict[str, Any] = parse_answers(answers)
+    inferred = None
+    if data_path is not None:
+        with_inferred(chosen, dict.fromkeys(SCHEMA_ANSWERS))  # refuses -d KEY for them
+        inferred = _infer(data_path, table)
+        chosen = with_inferred(chosen, inferred.answers)
+    elif any(table.values()):
+        raise click.UsageError(
+            "--label, --positive-class, --entity, --timestamp and --exclude need --data PATH"
+        )
     if backend is not None:
-        answers["serving_backend"] = backend
+        chosen["serving_backend"] = backend
     source: Path | str = template if template else default_template()
-    check_answers(answers, Path(source) if Path(str(source)).is_dir() else default_template())
-    created = generate(destination, source, answers, defaults=defaults, vcs_ref=vcs_ref)
+    check_answers(chosen, Path(source) if Path(str(source)).is_dir() else default_template())
+    if inferred is not None:
+        _show(inferred)
+    created = generate(destination, source, chosen, defaults=defaults, vcs_ref=vcs_ref)
     click.echo(f"Created {created}")
+
+
+@cli.group()
+def schema() -> None:
+    """The feature schema of a repository (src/<package>/features.yaml)."""
+
+
+@schema.command("infer")
+@click.argument("source", metavar="PATH")
+@_table_options
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=".",
+    show_default=True,
+    help="The repository whose schema is rewritten.",
+)
+def schema_infer(source: str, repo: Path, **table: Any) -> None:
+    """Infer the schema from the table at PATH and rewrite the repository's.
+
+    Rewrites src/<package>/features.yaml and the schema answers in .copier-answers.yml
+    (and every file rendered from them), as `mlgen update -d ...` with the inferred
+    answers would: the tree must be clean, and on any error nothing is written.
+
+    \b
+    Example:
+      mlgen schema infer data/penguins.csv --label adelie --exclude species
+    """
+    from mlgen.schema_infer import rewrite_schema
+
+    inferred = _infer(source, table, repo.resolve())
+    changes = rewrite_schema(repo, inferred.answers)
+    _show(inferred)
+    for action, path in changes:
+        click.echo(f"{action:13} {path}")
 
 
 @cli.command()
@@ -281,14 +404,7 @@ def check(
 )
 @click.option("--vcs-ref", metavar="REF", help="Template version (default: newest tag).")
 @click.option("--template", metavar="SRC", help="Template source (default: as recorded).")
-@click.option(
-    "--data",
-    "-d",
-    "data",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Change an answer, e.g. -d serving_backend=triton; repeatable.",
-)
+@_answer_option("Change an answer, e.g. -d serving_backend=triton; repeatable.")
 @click.option(
     "--conflict",
     "conflict_mode",
@@ -313,7 +429,7 @@ def update(
     listing: Path | None,
     vcs_ref: str | None,
     template: str | None,
-    data: tuple[str, ...],
+    answers: tuple[str, ...],
     conflict_mode: str,
     dry_run: bool,
     jobs: int | None,
@@ -347,14 +463,14 @@ def update(
         summary_rows,
         update_fleet,
     )
-    from mlgen.generate import parse_data
+    from mlgen.generate import parse_answers
     from mlgen.interrupt import EXIT_INTERRUPTED
 
     if (push or message) and not branch:
         raise click.UsageError("--push and --message need --branch NAME")
     repos = expand_targets(list(paths) or ([] if listing else [Path(".")]), listing)
     options = options_from(
-        parse_data(data),
+        parse_answers(answers),
         template=template,
         vcs_ref=vcs_ref,
         conflict_mode=conflict_mode,
@@ -434,24 +550,17 @@ def plugin() -> None:
 @plugin.command("new")
 @click.argument("name")
 @click.argument("destination", required=False, type=click.Path(path_type=Path, file_okay=False))
-@click.option(
-    "--data",
-    "-d",
-    "data",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Answer a scaffold question (description, distribution_name, module_name, author).",
-)
-def plugin_new(name: str, destination: Path | None, data: tuple[str, ...]) -> None:
+@_answer_option("Answer a scaffold question (description, distribution_name, module_name, author).")
+def plugin_new(name: str, destination: Path | None, answers: tuple[str, ...]) -> None:
     """Scaffold an installable backend plugin package for backend NAME.
 
     DESTINATION defaults to ./mlgen-NAME. The package starts as a small, complete ONNX
     backend of its own (FastAPI + ONNX Runtime) and carries the contract suite in its tests.
     """
-    from mlgen.generate import parse_data
+    from mlgen.generate import parse_answers
     from mlgen.plugin_scaffold import scaffold_plugin
 
-    created = scaffold_plugin(name, destination, dict(parse_data(data)))
+    created = scaffold_plugin(name, destination, dict(parse_answers(answers)))
     click.echo(f"Created {created}")
     click.echo(f"Next: cd {created} && pip install -e '.[test]' && pytest")
 

@@ -21,15 +21,34 @@ from mlgen.render import render_template
 from mlgen.template import question_default, question_names
 
 
-def parse_data(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """Turn ``KEY=VALUE`` strings into a dict, with a one-line error for a bad pair."""
+def parse_answers(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Turn ``-d/--answer KEY=VALUE`` strings into a dict, one-line error for a bad pair."""
     data: dict[str, str] = {}
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator or not key.strip():
-            raise MlgenError(f"--data {pair!r}: expected KEY=VALUE, e.g. --data model_name=churn")
+            raise MlgenError(f"--answer {pair!r}: expected KEY=VALUE, e.g. -d model_name=churn")
         data[key.strip()] = value
     return data
+
+
+SCHEMA_ANSWERS = (
+    "data_source",
+    "label_column",
+    "positive_class",
+    "entity_column",
+    "timestamp_column",
+    "feature_schema",
+)
+
+
+def with_inferred(answers: Mapping[str, Any], inferred: Mapping[str, Any]) -> dict[str, Any]:
+    """``answers`` plus the schema answers ``--data`` inferred; answering one of those with
+    ``-d`` as well is refused (two sources for one answer)."""
+    for key in inferred:
+        if key in answers:
+            raise AnswerError(key, "is inferred from --data; drop -d " + key + " or --data")
+    return {**answers, **inferred}
 
 
 def check_answers(data: Mapping[str, Any], template: Path) -> None:

@@ -50,7 +50,7 @@ ANSWERS_FILE = ".copier-answers.yml"
 KEEP_BEHAVIOUR_ANSWERS: dict[str, Any] = {"delivery": "kustomize"}
 """Questions a later template version added whose default would change what an existing
 repository does, with the answer that keeps its behaviour. ``mlgen update`` fills them in
-for a repository whose answers lack them (``--data`` still chooses otherwise); a new
+for a repository whose answers lack them (``-d/--answer`` still chooses otherwise); a new
 repository gets the question's default."""
 
 

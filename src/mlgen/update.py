@@ -12,7 +12,7 @@ Three trees meet for every file:
   it, the files as that commit holds them replace the re-rendered ones
   (:func:`pristine_generation`).
 * **new**: the target template version rendered with the installed plugins and the
-  recorded answers plus any ``--data`` changes.
+  recorded answers plus any ``-d/--answer`` changes.
 * **current**: the working tree.
 
 A file the user never touched takes the new version (or goes, if upstream dropped it);
