@@ -50,7 +50,39 @@ print(json.dumps({"features": features, "example": example}))
 """
 
 
-def _answers(feature_schema: dict[str, Any]) -> dict[str, Any]:
+# A table with an entity id and an event timestamp (three events per customer), text
+# levels with nulls and an unknown level, a boolean: Feast reads it in place.
+EVENTS = """
+import sys
+import numpy as np, pandas as pd
+rng = np.random.default_rng(3)
+n = 600
+now = pd.Timestamp.now(tz="UTC").floor("s")
+plan = rng.choice(["basic", "premium", "gold", None], n, p=[0.5, 0.3, 0.1, 0.1])
+frame = pd.DataFrame({
+    "customer_id": np.repeat(np.arange(200), 3),
+    "event_timestamp": now - pd.to_timedelta(
+        np.tile([1, 21, 41], 200) + rng.integers(0, 19, n), unit="D"
+    ),
+    "tenure": rng.uniform(0, 100, n).round(1),
+    "plan": pd.array(plan, dtype=object),
+    "autopay": rng.random(n) < 0.5,
+})
+frame["churned"] = (rng.random(n) < 0.3).astype(int)
+frame.to_parquet(sys.argv[1], index=False)
+"""
+EVENTS_SCHEMA = {
+    "features": [
+        {"name": "tenure", "type": "number", "minimum": 0, "maximum": 200},
+        {"name": "plan", "type": "category", "levels": ["basic", "premium", "other"],
+         "unknown": "other", "nullable": True, "impute": "most_frequent"},
+        {"name": "autopay", "type": "boolean"},
+    ],
+    "example": {"tenure": 12.5, "plan": "basic", "autopay": True},
+}  # fmt: skip
+
+
+def _answers(feature_schema: dict[str, Any], **answers: str) -> dict[str, Any]:
     return {
         "data_source": DATA_FILE,
         "label_column": LABEL,
@@ -58,6 +90,7 @@ def _answers(feature_schema: dict[str, Any]) -> dict[str, Any]:
         "entity_column": "",
         "timestamp_column": "",
         "feature_schema": feature_schema,
+        **answers,
     }
 
 
@@ -220,3 +253,39 @@ def test_a_broken_schema_file_is_one_line_through_the_loader_and_mlgen_check(
     monkeypatch.setenv(REPO_PYTHON_ENV, str(python_in(environment)))
     ((_, outcome),) = run_checks(repo, only=("feature-schema",))
     assert not outcome.ok and outcome.detail == expected
+
+
+@pytest.mark.slow
+def test_a_table_with_entity_and_timestamp_is_feasts_source_in_place(
+    built_repos: BuiltRepos, tmp_path: Path, template_root: Path
+) -> None:
+    """Feast reads the user's Parquet table itself, with its own event timestamps: text
+    levels with nulls, an unknown level, a boolean, three events per entity."""
+    demo, environment = built_repos.get("fastapi")
+    answers = _answers(
+        EVENTS_SCHEMA,
+        data_source="data/events.parquet",
+        label_column="churned",
+        positive_class="1",
+        entity_column="customer_id",
+        timestamp_column="event_timestamp",
+    )
+    repo = render(template_root, tmp_path / "repo", **answers)
+    (repo / "data").mkdir()
+    wrote = run_in_repo(
+        demo, environment, ["python", "-c", EVENTS, str(repo / "data" / "events.parquet")]
+    )
+    assert wrote.returncode == 0, wrote.stderr[-2000:]
+    probe = "from demo_model import feature_store as f; print(f.IN_PLACE, f.source_path())"
+    placed = run_in_repo(repo, environment, ["python", "-c", probe])
+    assert placed.stdout.split() == ["True", str(repo / "data" / "events.parquet")], placed.stderr
+    tests = ["tests/test_features.py", "tests/test_feature_store.py", "tests/test_train.py"]
+    select = ["-k", "not test_train or dataset or point_in_time"]
+    result = run_in_repo(
+        repo,
+        environment,
+        ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *select],
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary
