@@ -19,6 +19,7 @@ Both checks raise :class:`TrainingError`, which a command turns into exit status
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -38,9 +39,11 @@ __all__ = [
     "check_export",
     "check_gate",
     "display_path",
+    "load_dataset",
     "main",
     "register",
     "summary",
+    "training_cutoff",
     "write_record",
 ]
 
@@ -118,6 +121,43 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+def load_dataset(
+    source: str,
+    rows: int,
+    seed: int,
+    synthetic: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    feature_store: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled training set ``(X, y)`` from ``source`` (one of :data:`SOURCES`).
+
+    ``"synthetic"``: ``synthetic(rows, seed)`` (the repository's generator). ``"feast"``:
+    the point-in-time join of the repository's feature-store module (named by
+    ``feature_store``, imported only here, as Feast is slow to import): in the local
+    profile it first writes ``rows`` synthetic source rows (``write_source_data``); the
+    production profile never rewrites the offline source. Then ``apply_definitions`` and
+    ``training_data``. Raises ``ValueError`` for another source.
+    """
+    if source == "synthetic":
+        return synthetic(rows, seed)
+    if source != "feast":
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    store = importlib.import_module(feature_store)
+    if profile.name() == profile.LOCAL:
+        store.write_source_data(rows, seed)
+    X, y = store.training_data(store.apply_definitions())
+    return X, y
+
+
+def training_cutoff(source: str, feature_store: str) -> str | None:
+    """The newest ingestion time of the source rows trained on (the feature-store module's
+    ``training_cutoff()``), for the new-data trigger; ``None`` unless ``source`` is
+    ``"feast"``."""
+    if source != "feast":
+        return None
+    cutoff = importlib.import_module(feature_store).training_cutoff()
+    return None if cutoff is None else str(cutoff)
+
+
 def write_record(artifact: Path, record: Mapping[str, Any]) -> dict[str, Any]:
     """Write ``metrics.json`` beside the exported ``artifact``; return what was written.
 
@@ -169,7 +209,7 @@ def main(
     rows: int,
     seed: int,
     min_rows: int,
-    description: str | None = None,
+    description: str | None = "Train, evaluate, gate and export the model.",
     sources: Sequence[str] = SOURCES,
 ) -> int:
     """The training command: parse the options, check the profile's stores, ``train``.
