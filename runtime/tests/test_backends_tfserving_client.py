@@ -5,11 +5,11 @@ in TF Serving repositories' suites where its binary is on PATH)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
+from http_support import JsonHandler, loopback_server
 from serving_support import SCHEMA
 
 from mlgen_runtime import process
@@ -80,35 +80,16 @@ def server() -> Iterator[str]:
     """An HTTP server answering ``:predict`` of ``churn`` as TF Serving does (a probability
     per instance, from its tenure) and TF Serving's ``{"error"}`` for another model."""
 
-    class Predict(BaseHTTPRequestHandler):
+    class Predict(JsonHandler):
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            if self.path == "/v1/models/churn:predict":
-                rows = body["instances"]
-                answer: dict[str, object] = {
-                    "predictions": [
-                        {"probability": row["tenure_months"] / 120, "label": 0} for row in rows
-                    ]
-                }
-                status = 200
-            else:
-                answer, status = {"error": "Servable not found for request"}, 404
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            if self.path != "/v1/models/churn:predict":
+                return self.answer(404, {"error": "Servable not found for request"})
+            rows: Any = self.body()["instances"]
+            predictions = [{"probability": row["tenure_months"] / 120, "label": 0} for row in rows]
+            return self.answer(200, {"predictions": predictions})
 
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    http = ThreadingHTTPServer((process.HOST, 0), Predict)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    try:
-        yield f"http://{process.HOST}:{http.server_address[1]}"
-    finally:
-        http.shutdown()
-        http.server_close()
+    with loopback_server(Predict) as url:
+        yield url
 
 
 def test_predictions_and_refusals_over_http(

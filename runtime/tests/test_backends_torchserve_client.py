@@ -5,12 +5,12 @@ repositories' suites, where Java and ``ts`` are installed)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+from http_support import JsonHandler, loopback_server
 
 from mlgen_runtime import process
 from mlgen_runtime.backends.torchserve_client import (
@@ -29,21 +29,14 @@ def server() -> Iterator[str]:
     """``/ping`` and ``/predictions/churn`` with a bearer token; 400 with ``problems`` for
     a row without ``tenure``."""
 
-    class TorchServe(BaseHTTPRequestHandler):
-        def answer(self, status: int, body: object) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class TorchServe(JsonHandler):
         def do_GET(self) -> None:
             self.answer(200, {"status": "Healthy"})
 
         def do_POST(self) -> None:
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 return self.answer(401, {"code": 401, "message": "Token Authorization failed"})
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body: Any = self.body()
             rows = body.get("instances", [body])
             if any("tenure" not in row for row in rows):
                 problems = [{"feature": "tenure", "problem": "missing"}]
@@ -51,16 +44,8 @@ def server() -> Iterator[str]:
             predictions = [{"probability": row["tenure"] / 100, "label": 0} for row in rows]
             return self.answer(200, {"predictions": predictions, "model_version": "sha256-1"})
 
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    http = ThreadingHTTPServer((process.HOST, 0), TorchServe)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    try:
-        yield f"http://{process.HOST}:{http.server_address[1]}"
-    finally:
-        http.shutdown()
-        http.server_close()
+    with loopback_server(TorchServe) as url:
+        yield url
 
 
 def test_predictions_one_row_and_a_batch(server: str) -> None:

@@ -506,12 +506,7 @@ def main(
     )
     builder = commands.add_parser("build", help="assemble a model repository folder")
     builder.add_argument("--artifact", type=Path, default=default_artifact)
-    builder.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="destination (default: artifacts/triton/<onnxruntime|python-local>)",
-    )
+    builder.add_argument("--out", type=Path, help="destination (default: artifacts/triton/<kind>)")
     builder.add_argument(
         "--local", action="store_true", help="the LOCAL-ONLY python-backend variant"
     )
