@@ -5,14 +5,11 @@ whose generated suite also starts the real server where its binary is on PATH)."
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from http_support import JsonHandler, loopback_server
 
-from mlgen_runtime import process
 from mlgen_runtime.backends import tfserving_config, tfserving_local
 
 MODELS = """model_config_list {
@@ -87,25 +84,12 @@ def test_model_available_reads_tf_servings_status() -> None:
     answers = {"/v1/models/churn": {"model_version_status": [{"state": "AVAILABLE"}]},
                "/v1/models/loading": {"model_version_status": [{"state": "LOADING"}]}}  # fmt: skip
 
-    class Status(BaseHTTPRequestHandler):
+    class Status(JsonHandler):
         def do_GET(self) -> None:
-            body = json.dumps(answers.get(self.path, {})).encode()
-            self.send_response(200 if self.path in answers else 404)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(200 if self.path in answers else 404, answers.get(self.path, {}))
 
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer((process.HOST, 0), Status)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://{process.HOST}:{server.server_address[1]}"
-    try:
+    with loopback_server(Status) as url:
         assert tfserving_local.model_available(url, "churn")
         assert not tfserving_local.model_available(url, "loading")
         with pytest.raises(OSError):
             tfserving_local.model_available(url, "unknown")  # 404: not listening for it yet
-    finally:
-        server.shutdown()
-        server.server_close()

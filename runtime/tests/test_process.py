@@ -149,3 +149,41 @@ def test_output_tail_prefers_selected_lines(tmp_path: Path) -> None:
     assert process.output_tail(log, lines=2) == "E1203 bad config\nline 30"
     assert process.output_tail(log, select=lambda line: line.startswith("E")) == "E1203 bad config"
     assert process.output_tail(tmp_path / "absent.log") == ""
+
+
+def test_a_post_status_a_source_environment_and_the_processes_left(tmp_path: Path) -> None:
+    package = tmp_path / "src" / "toy_server"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+            from http.server import BaseHTTPRequestHandler, HTTPServer
+
+            class Handler(BaseHTTPRequestHandler):
+                def do_GET(self):
+                    self.send_response(200)
+                    self.end_headers()
+
+                def do_POST(self):
+                    body = self.rfile.read(int(self.headers["Content-Length"]))
+                    json = self.headers["Content-Type"] == "application/json"
+                    self.send_response(200 if json and body == b"{}" else 400)
+                    self.end_headers()
+
+            HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+            """
+        )
+    )
+    port = free_port()
+    marker = f"toy_server_{port}"
+    environment = process.source_environment(tmp_path / "src", {"MARKER": marker})
+    assert environment["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path / "src")
+    command = [sys.executable, "-c", "import runpy; runpy.run_module('toy_server')", str(port)]
+    url = f"http://127.0.0.1:{port}/"
+    with running([*command, marker], url, timeout=30, env=environment):
+        json = {"Content-Type": "application/json"}
+        assert process.http_status(url, data=b"{}", headers=json) == 200
+        assert process.http_status(url, data=b"{not json", headers=json) == 400
+        assert any(marker in line for line in process.processes_mentioning(marker))
+    assert process.processes_mentioning(marker) == []

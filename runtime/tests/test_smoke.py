@@ -108,3 +108,22 @@ def test_main_parses_the_options_and_reports_failures(
     with pytest.raises(SystemExit) as usage:
         smoke.main(run, ["--rows", "10"], **options)
     assert usage.value.code == 2
+
+
+def test_main_passes_a_backends_own_options(tmp_path: Path) -> None:
+    calls = []
+
+    def run(out: Path, rows: int, timeout: float, server: str) -> None:
+        calls.append(server)
+
+    options = {"prog": "smoke", "out": tmp_path, "rows": 1_000, "min_rows": 200}
+    for argv, mode in (
+        ([], "auto"),
+        (["--no-server"], "never"),
+        (["--require-server"], "require"),
+    ):
+        assert smoke.main(run, argv, options=smoke.server_modes, **options) == 0
+        assert calls.pop() == mode
+    with pytest.raises(SystemExit) as usage:  # the two modes exclude each other
+        smoke.main(run, ["--no-server", "--require-server"], options=smoke.server_modes, **options)
+    assert usage.value.code == 2

@@ -3,7 +3,8 @@
 * :func:`sha256_of`: the SHA-256 of a file, or of a directory tree (a SavedModel);
 * :func:`model_version`: the short, content-derived version every backend reports,
   ``sha256-<12 hex>`` (the serving app's default ``model_version``);
-* :func:`write_json`: a JSON record (``metrics.json``) written atomically.
+* :func:`write_json`: a JSON record (``metrics.json``) written atomically;
+* :func:`repo_root`: a repository's root when its package runs from the source tree.
 """
 
 from __future__ import annotations
@@ -45,3 +46,14 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(partial, path)
+
+
+def repo_root(module_file: str | Path) -> Path | None:
+    """The repository root of a package module in ``<root>/src/<package>/`` next to
+    ``<root>/pyproject.toml`` (pass the module's ``__file__``); ``None`` for an installed,
+    non-editable copy, which has no repository root."""
+    package_dir = Path(module_file).resolve().parent
+    root = package_dir.parent.parent
+    if package_dir.parent.name == "src" and (root / "pyproject.toml").is_file():
+        return root
+    return None

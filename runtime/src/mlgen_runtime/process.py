@@ -9,7 +9,10 @@ server. They all need the same four things, kept here so a fix reaches every rep
   once, with the end of the server's output, when the process exits first;
 * :func:`stop`: SIGTERM to the process's whole group, then SIGKILL to what is left, so
   children (TorchServe's workers, tritonserver's python stubs) never outlive the test;
-* :func:`running`: a context manager that does all of the above around a ``with`` block.
+* :func:`running`: a context manager that does all of the above around a ``with`` block;
+* :func:`source_environment`: the environment of a server that imports the repository's
+  package from its source tree, uninstalled; :func:`processes_mentioning`: which
+  processes are still running a command line (a leak check after a server stopped).
 
 Usage::
 
@@ -87,13 +90,50 @@ def free_ports(count: int, host: str = HOST) -> list[int]:
         return ports
 
 
-def http_status(url: str, timeout: float = 2.0) -> int:
-    """The HTTP status of ``GET url`` (no proxy); raises :class:`OSError` when nothing answers."""
+def http_status(
+    url: str,
+    timeout: float = 2.0,
+    *,
+    data: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> int:
+    """The HTTP status of ``GET url``, or of a ``POST`` of ``data`` (with ``headers``),
+    never through a proxy; raises :class:`OSError` when nothing answers."""
+    request = urllib.request.Request(url, data=data, headers=dict(headers or {}))
     try:
-        with _OPENER.open(url, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
+
+
+def source_environment(
+    source_root: Path | str | None, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """This process's environment plus ``env``, with ``source_root`` (a repository's
+    ``src/``) first on ``PYTHONPATH``, so a server started with it imports the package
+    without it being installed."""
+    python_path = [str(source_root) if source_root else None, os.environ.get("PYTHONPATH")]
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, python_path)),
+        **(env or {}),
+    }
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines (arguments joined by spaces) of the running processes that contain
+    ``text``, read from ``/proc`` (empty where there is none); processes that end while
+    being read are skipped."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in line:
+            found.append(line)
+    return found
 
 
 def read_text(url: str, timeout: float = 5.0) -> str:

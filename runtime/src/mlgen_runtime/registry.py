@@ -7,16 +7,18 @@ champion it replaced keeps ``previous-champion`` for a one-step rollback.
 
 The registered model is the exported artifact itself, wrapped by a "models from code"
 pyfunc (:mod:`mlgen_runtime._registry_model`) that loads it with the repository's own
-loader, so ``models:/<name>@champion`` predicts exactly what ships.
+loader, so ``models:/<name>@champion`` predicts exactly what ships. :func:`main` is a
+repository's ``python -m <package>.registry fetch-latest`` command.
 """
 
 from __future__ import annotations
 
+import argparse
 import operator
 import os
 import tempfile
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -281,3 +283,26 @@ def load_champion(model_name: str, tracking_uri: str | None = None) -> Any:
     import mlflow
 
     return mlflow.pyfunc.load_model(f"models:/{model_name}@{CHAMPION}")
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    model_name: str,
+    tracking_uri: str | Callable[[], str] | None = None,
+    prog: str | None = None,
+) -> int:
+    """The registry command: ``fetch-latest --out DIR`` (default ``artifacts``) downloads the
+    newest registered version of ``model_name`` (:func:`fetch_latest`) and prints
+    ``fetched v<version> (<alias>) to DIR``. ``tracking_uri`` is the store, or a function
+    returning it (called after the options are parsed). Returns the exit status.
+    """
+    parser = argparse.ArgumentParser(prog=prog)
+    commands = parser.add_subparsers(dest="command", required=True)
+    fetch = commands.add_parser("fetch-latest", help="download the newest registered version")
+    fetch.add_argument("--out", type=Path, default=Path("artifacts"))
+    args = parser.parse_args(argv)
+    uri = tracking_uri() if callable(tracking_uri) else tracking_uri
+    record = fetch_latest(model_name, args.out, client(uri))
+    print(f"fetched v{record['registry']['version']} ({record['registry']['alias']}) to {args.out}")
+    return 0

@@ -10,8 +10,9 @@ its own is the model and the server's command; the rest is here:
 * :func:`post_json` / :func:`predict`: a JSON ``POST`` over loopback, never via a proxy;
 * :func:`served_probability` and :func:`compare`: read and check the answer;
   :func:`v2_probability`: the same example through the Open Inference Protocol;
-* :func:`main`: the command line (``--out``, ``--rows``, ``--timeout``) around a
-  repository's ``smoke(out_dir, rows, timeout)``; exit status 0, or 1 with the reason.
+* :func:`main`: the command line (``--out``, ``--rows``, ``--timeout``, a backend's own
+  options such as :func:`server_modes`) around a repository's
+  ``smoke(out_dir, rows, timeout)``; exit status 0, or 1 with the reason.
 
 Usage, in a repository's ``serving/smoke.py``::
 
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import urllib.error
 import urllib.parse
@@ -39,7 +39,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlgen_runtime.process import HOST, ServerError, free_port, http_status, running
+from mlgen_runtime.process import (
+    HOST,
+    ServerError,
+    free_port,
+    http_status,
+    running,
+    source_environment,
+)
 from mlgen_runtime.training import TrainingError
 
 if TYPE_CHECKING:
@@ -218,12 +225,7 @@ def uvicorn_server(
     installed. See :func:`running_service` for readiness and errors.
     """
     port = port or free_port()
-    python_path = [str(source_root) if source_root else None, os.environ.get("PYTHONPATH")]
-    environment = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, python_path)),
-        **(env or {}),
-    }
+    environment = source_environment(source_root, env)
     base_url = f"http://{HOST}:{port}"
     with running_service(
         uvicorn_command(app, port), base_url, env=environment, timeout=timeout
@@ -232,7 +234,7 @@ def uvicorn_server(
 
 
 def main(
-    smoke: Callable[[Path, int, float], object],
+    smoke: Callable[..., object],
     argv: Sequence[str] | None = None,
     *,
     prog: str,
@@ -242,12 +244,16 @@ def main(
     timeout: float = READY_TIMEOUT_SECONDS,
     description: str | None = None,
     errors: tuple[type[BaseException], ...] = (),
+    options: Callable[[argparse.ArgumentParser], object] | None = None,
 ) -> int:
     """The smoke command: parse ``--out``, ``--rows`` and ``--timeout``, run ``smoke``.
 
     ``out``, ``rows`` and ``timeout`` are the defaults; fewer than ``min_rows`` rows is a
-    usage error (exit 2). Returns 0, or 1 after printing ``smoke test FAILED: <reason>``
-    when ``smoke`` raised :class:`SmokeError`, :class:`~mlgen_runtime.training.TrainingError`,
+    usage error (exit 2). ``options(parser)`` may add a backend's own options (for example
+    :func:`server_modes`); their values reach ``smoke`` as keyword arguments after
+    ``smoke(out_dir, rows, timeout)``. Returns 0, or 1 after printing
+    ``smoke test FAILED: <reason>`` when ``smoke`` raised :class:`SmokeError`,
+    :class:`~mlgen_runtime.training.TrainingError`,
     :class:`~mlgen_runtime.process.ServerError` or one of ``errors``.
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
@@ -255,13 +261,39 @@ def main(
     add("--out", type=Path, default=out, help="output folder (default: %(default)s)")
     add("--rows", type=int, default=rows, help="rows of training data (default: %(default)s)")
     add("--timeout", type=float, default=timeout, help="seconds to wait for the server")
-    args = parser.parse_args(argv)
-    if args.rows < min_rows:
+    if options is not None:
+        options(parser)
+    args = vars(parser.parse_args(argv))
+    out_dir, rows_given, wait = args.pop("out"), args.pop("rows"), args.pop("timeout")
+    if rows_given < min_rows:
         parser.error(f"--rows must be at least {min_rows}")
     caught: tuple[type[BaseException], ...] = (SmokeError, TrainingError, ServerError, *errors)
     try:
-        smoke(args.out, args.rows, args.timeout)
+        smoke(out_dir, rows_given, wait, **args)
     except caught as error:
         print(f"smoke test FAILED: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def server_modes(parser: argparse.ArgumentParser, server: str = "a server") -> None:
+    """Add ``--require-server`` and ``--no-server`` to a smoke command (:func:`main`'s
+    ``options``), for a backend whose server may not run everywhere: ``smoke`` gets
+    ``server="auto"`` (serve when one can run, else fall back), ``"require"`` (fail when
+    none can run) or ``"never"`` (always fall back). ``server`` names it in the help."""
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--require-server",
+        dest="server",
+        action="store_const",
+        const="require",
+        help=f"fail when {server} cannot run here",
+    )
+    mode.add_argument(
+        "--no-server",
+        dest="server",
+        action="store_const",
+        const="never",
+        help="do not start a server; check the export in process instead",
+    )
+    parser.set_defaults(server="auto")

@@ -170,3 +170,39 @@ def test_fetch_latest_downloads_the_newest_version_with_its_record(
     assert json.loads((out / "metrics.json").read_text()) == record
     assert (out / "model.json").read_bytes() == artifact.read_bytes()
     assert (out / "reference_profile.json").is_file()
+
+
+def test_the_fetch_latest_command_and_the_registration_step(
+    store: str, package: Path, artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from functools import partial
+
+    from mlgen_runtime import training
+
+    def log_and_register(
+        path: Path, record: dict[str, object], params: dict[str, object], tags: dict[str, str]
+    ) -> registry.Registration:
+        assert params == {"rows": 100, "export_format": "json"}
+        return _register(store, package, path, 0.9, tags=tags)
+
+    record = training.write_record(
+        artifact,
+        {
+            "model_name": "toy",
+            "roc_auc": 0.9,
+            "export_format": "json",
+            "training_cutoff": "2026-01-01T00:00:00+00:00",
+        },
+    )
+    training.register(record, artifact.parent, log_and_register, rows=100)
+    assert record["registry"]["alias"] == "champion"
+    assert (
+        json.loads((artifact.parent / "metrics.json").read_text())["registry"] == record["registry"]
+    )
+    run = registry.client(store).get_run(record["registry"]["run_id"])
+    assert run.data.tags[registry.TRAINING_CUTOFF_TAG] == "2026-01-01T00:00:00+00:00"
+    out = tmp_path / "fetched"
+    main = partial(registry.main, model_name="toy", tracking_uri=lambda: store, prog="toy")
+    assert main(["fetch-latest", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"fetched v1 (champion) to {out}"
+    assert (out / "model.json").read_bytes() == artifact.read_bytes()

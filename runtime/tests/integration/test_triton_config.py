@@ -95,3 +95,40 @@ def test_repositories_deployable_and_local(config: Path, graph: Path, tmp_path: 
     assert twin.backend == "python" and twin.max_batch_size == 64
     assert [triton_config.kind_name(group.kind) for group in twin.instance_group] == ["KIND_CPU"]
     assert (local / "churn" / "1" / "model.py").read_text() == "# the python-backend model\n"
+
+
+def test_the_check_and_build_command(
+    config: Path, graph: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def validate(config_path: Path, model_path: Path | None) -> triton_config.Validation:
+        return triton_config.validate(config_path, model_path or graph, RULES)
+
+    def build(artifact: Path, destination: Path | None) -> Path:
+        return triton_config.build_repository(
+            artifact, destination or tmp_path / "d", config, RULES
+        )
+
+    options = {
+        "prog": "model_repository",
+        "validate": validate,
+        "build": build,
+        "build_local": build,
+        "default_config": config,
+        "default_artifact": tmp_path / "missing.onnx",
+        "train_command": "python -m churn.train",
+    }
+    assert triton_config.main(["check"], **options) == 0
+    assert "churn" in capsys.readouterr().out
+    config.write_text(CONFIG.replace("max_batch_size: 64", "max_batch_size: 0"))
+    assert triton_config.main(["check", str(config)], **options) == 1
+    assert "problem(s)" in capsys.readouterr().err
+    out = tmp_path / "deploy"
+    assert (
+        triton_config.main(["build", "--artifact", str(graph), "--out", str(out)], **options) == 0
+    )
+    assert (out / "churn" / "1" / "model.onnx").is_file()
+    with pytest.raises(SystemExit) as usage:
+        triton_config.main(["build"], **options)
+    assert (
+        usage.value.code == 2 and "train first (python -m churn.train)" in capsys.readouterr().err
+    )

@@ -14,7 +14,8 @@ names, GPUs per pod, latency objective); :func:`signature_problems` compares eve
 and output with the exported graph; :func:`validate` does all three.
 :func:`build_repository` assembles the deployable folder; :func:`build_local_repository`
 the LOCAL-ONLY python-backend twin that the ``nvidia-pytriton`` tritonserver can serve
-(see :mod:`mlgen_runtime.backends.triton_local`).
+(see :mod:`mlgen_runtime.backends.triton_local`). :func:`main` is a repository's
+``python -m <package>.serving.model_repository check|build`` command.
 
 Needs ``tritonclient[grpc]`` (and ``onnx`` for :func:`graph_signature`), which Triton
 repositories depend on; they are imported inside the functions that use them.
@@ -22,8 +23,11 @@ repositories depend on; they are imported inside the functions that use them.
 
 from __future__ import annotations
 
+import argparse
+import os
 import shutil
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -469,3 +473,55 @@ def build_local_repository(
     shutil.copyfile(python_model or PYTHON_MODEL_SOURCE, model_dir / MODEL_VERSION / "model.py")
     shutil.copyfile(artifact, model_dir / MODEL_VERSION / rules.artifact_name)
     return Path(destination)
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str,
+    validate: Callable[[Path, Path | None], Validation],
+    build: Callable[[Path, Path | None], Path],
+    build_local: Callable[[Path, Path | None], Path],
+    default_config: Path,
+    default_artifact: Path,
+    train_command: str = "python -m <package>.train",
+) -> int:
+    """A repository's model-repository command; returns the exit status.
+
+    ``check [CONFIG] [--model MODEL.onnx]``: ``validate(config, model)`` (the repository's
+    :func:`validate` with its :class:`Rules`; ``model`` ``None`` lets it export a small
+    one), each problem printed, exit 1 when there is one. ``build [--artifact A] [--out
+    DIR] [--local]``: ``build`` (or ``build_local``) of the artifact, the folder printed;
+    a missing artifact is a usage error naming ``train_command``.
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Validate the Triton model configuration, or build a model repository.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="validate config.pbtxt against the ONNX graph")
+    check.add_argument("config", type=Path, nargs="?", default=default_config)
+    check.add_argument(
+        "--model", type=Path, default=None, help="exported ONNX model (default: train a small one)"
+    )
+    builder = commands.add_parser("build", help="assemble a model repository folder")
+    builder.add_argument("--artifact", type=Path, default=default_artifact)
+    builder.add_argument("--out", type=Path, help="destination (default: artifacts/triton/<kind>)")
+    builder.add_argument(
+        "--local", action="store_true", help="the LOCAL-ONLY python-backend variant"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        result = validate(args.config, args.model)
+        for problem in result.problems:
+            print(problem)
+        if not result.ok:
+            print(f"{args.config}: {len(result.problems)} problem(s)", file=sys.stderr)
+            return 1
+        print(result.summary)
+        return 0
+    if not args.artifact.is_file():
+        parser.error(f"{args.artifact} does not exist: train first ({train_command})")
+    print((build_local if args.local else build)(args.artifact, args.out))
+    return 0

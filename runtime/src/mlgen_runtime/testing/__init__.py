@@ -4,7 +4,11 @@
   suite never touches the repository's ``mlflow.db`` or ``feature_repo/data``;
 * :func:`fuzz_app`: property-based fuzzing of an ASGI app from its own OpenAPI schema
   with schemathesis: every answer must be a non-5xx with a documented status code,
-  content type and body schema. It returns a :class:`FuzzReport` of what was answered.
+  content type and body schema. It returns a :class:`FuzzReport` of what was answered;
+* :mod:`mlgen_runtime.testing.fixtures`: a pytest plugin with session fixtures
+  ``postgres`` and ``redis`` (real servers on loopback, :mod:`mlgen_runtime.servers`);
+* :mod:`mlgen_runtime.testing.production`: :class:`.production.ProductionSuite`,
+  the production profile's integration tests, run on a repository's own package.
 
 Usage, in a repository's ``tests/``::
 
