@@ -9,10 +9,8 @@ preprocessing does.
 from __future__ import annotations
 
 import json
-import os
 import re
 import struct
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,13 +20,12 @@ import pytest
 import tritonclient.http as triton
 from fastapi.testclient import TestClient
 from raw_support import SCHEMA, expected, model_file, raw_rows, table, write_model
+from serving_support import uvicorn_app
 
 from mlgen_runtime.inference_client import InferenceClient
-from mlgen_runtime.process import HOST, free_port, running
 from mlgen_runtime.serving import create_app
 
 NAME = "penguins"
-TESTS = Path(__file__).parent
 ROW = {
     "island": "Torgersen",
     "sex": None,
@@ -238,21 +235,8 @@ def test_online_drift_counts_nulls_apart(model_path: Path, tmp_path: Path) -> No
 def server(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The service in a real uvicorn process on loopback; yields ``host:port``."""
     folder = tmp_path_factory.mktemp("raw-app")
-    (folder / "raw_app.py").write_text(
-        "from pathlib import Path\n"
-        "from raw_support import SCHEMA, model_file\n"
-        "from mlgen_runtime.serving import create_app\n"
-        f"app = create_app(schema=SCHEMA, model=model_file(Path({str(model_path)!r})), "
-        f"title={NAME!r}, max_batch_size=64)\n"
-    )
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "raw_app:app", "--host", HOST, "--port", str(port)]
-    path = os.pathsep.join(filter(None, [str(folder), str(TESTS), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path}
-    with running(
-        [*command, "--log-level", "warning"], f"http://{HOST}:{port}/v2/health/ready", env=env
-    ):
-        yield f"{HOST}:{port}"
+    with uvicorn_app(folder, "raw_support", model_path, NAME) as address:
+        yield address
 
 
 @pytest.mark.parametrize("binary_data", [True, False])
