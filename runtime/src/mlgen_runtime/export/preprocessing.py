@@ -97,7 +97,7 @@ class Column:
             return codes
         index = {level: float(code) for code, level in enumerate(self.levels)}
         raw = _objects(values)
-        null = _null_mask(raw)
+        null = _null_mask(raw) | (raw == NULL_STRING)  # as in the graph: "" is a null
         default = np.nan if self.other is None else float(self.other)
         codes = np.array(
             [
