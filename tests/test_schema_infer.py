@@ -334,6 +334,7 @@ def test_schema_infer_rewrites_the_schema_answers_and_nothing_on_a_conflict(
     repo = tmp_path / "repo"
     created = CliRunner().invoke(cli, ["new", str(repo), "--defaults"])
     assert created.exit_code == 0, created.output
+    assert "Data: the synthetic churn demo table" in created.output
     (repo / "data").mkdir()
     pq.write_table(events(), repo / "data" / "events.parquet")
     _git(repo, "init", "-q")
