@@ -30,6 +30,18 @@ VALID = {
     "materialize_schedule": ["15 * * * *", "*/30 * * * *"],
     "training_cpu": ["2", "0.5", "500m", 4],
     "training_memory": ["4Gi", "512Mi"],
+    "data_source": ["", "data/events.parquet", "s3://bucket/penguins.csv", "data/my table.csv.gz"],
+    "label_column": ["churned", "species is Adelie"],
+    "positive_class": ["1", "Adelie", 1],
+    "entity_column": ["", "customer_id"],
+    "timestamp_column": ["", "event time"],
+    "feature_schema": [
+        {"features": [{"name": "x", "type": "number", "minimum": 0, "maximum": 1}]},
+        {
+            "features": [{"name": "sex", "type": "category", "levels": ["f", "m"]}],
+            "example": {"sex": "f"},
+        },
+    ],
 }
 
 INVALID = {
@@ -76,6 +88,18 @@ INVALID = {
     "materialize_schedule": ["hourly", "0 3 * *"],
     "training_cpu": ["two", "0", "2 cores", "-1", "1.5m", True],
     "training_memory": ["4GB", "4", "0Gi", "lots", True],
+    "data_source": ["data/table.xlsx", "two\nlines", "{{ 7 }}.csv"],
+    "label_column": ["", "a\nb"],
+    "positive_class": [""],
+    "entity_column": ["{{ x }}"],
+    "timestamp_column": ["bell\x07"],
+    "feature_schema": [
+        "x",
+        {"features": []},
+        {"features": [{"name": "x", "type": "text", "minimum": 0, "maximum": 1}]},
+        {"features": [{"name": "x", "type": "number"}]},
+        {"features": [{"name": "x", "type": "number", "minimum": 0, "maximum": 1}], "y": 1},
+    ],
 }
 
 

@@ -128,7 +128,7 @@ class Feature:
     maximum: float = math.nan
     description: str = ""
     _: KW_ONLY
-    levels: tuple[Level, ...] = ()
+    levels: tuple[Any, ...] = ()  # str or int (Level); Any keeps callers that read codes simple
     unknown: Unknown = "reject"
     nullable: bool = False
     impute: Impute | None = None
