@@ -3,12 +3,13 @@
 The runtime's own service (:mod:`mlgen_runtime.serving.v2`), Triton and KServe's model
 server answer the same routes, so one client serves a repository's smoke test and its
 callers whichever backend runs. It reads the model's metadata once and sends what the
-model takes: one tensor per feature when the inputs are the schema's features, or the
-whole ``[n, width]`` matrix when the model has a single two-dimensional input (the ONNX
-graph's ``features`` that Triton and KServe serve). The probability of the positive class
-is read from ``probabilities`` (``[n, 2]``, column 1) or ``probability`` (``[n]``).
-Standard library and numpy only (no ``tritonclient`` needed); never through a proxy from
-the environment.
+model takes: one tensor per feature when the inputs are the schema's features (raw
+values from :meth:`InferenceClient.infer_rows`: ``BYTES`` for string categories, ``null``
+for a null), or the whole ``[n, width]`` matrix when the model has a single
+two-dimensional input (the ONNX graph's ``features`` that Triton and KServe serve). The
+probability of the positive class is read from ``probabilities`` (``[n, 2]``, column 1)
+or ``probability`` (``[n]``). Standard library and numpy only (no ``tritonclient``
+needed); never through a proxy from the environment.
 
 Usage::
 
@@ -176,10 +177,37 @@ class InferenceClient:
 
     # ------------------------------------------------------------------ inference
     def infer_rows(
-        self, rows: Sequence[Mapping[str, float]], schema: FeatureSchema, **options: Any
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        schema: FeatureSchema,
+        *,
+        request_id: str | None = None,
+        user_id: str | None = None,
     ) -> InferResult:
-        """:meth:`infer_matrix` of named feature rows (``schema.to_matrix`` checks them)."""
-        return self.infer_matrix(schema.to_matrix(rows), names=schema.names, **options)
+        """Predict raw feature rows (``schema.to_matrix`` checks them first).
+
+        A model with one tensor per feature gets the raw values: ``BYTES`` strings for a
+        category with string levels (``""`` for a null), numbers (JSON ``null`` for a
+        null) for the others; a model with the one matrix input gets the matrix.
+        """
+        matrix = schema.to_matrix(rows)
+        inputs = self.metadata()["inputs"]
+        if len(inputs) == 1 and len(inputs[0]["shape"]) == 2:
+            return self.infer_matrix(
+                matrix, names=schema.names, request_id=request_id, user_id=user_id
+            )
+        missing = [spec["name"] for spec in inputs if spec["name"] not in schema.names]
+        if missing:
+            raise ClientError(f"{self.model_name} takes inputs {missing} the rows do not have")
+        step = self.max_batch_size or max(1, len(rows))
+        parts = []
+        for start in range(0, len(rows), step):
+            batch = rows[start : start + step]
+            tensors = [
+                _raw_tensor(spec, [row.get(spec["name"]) for row in batch]) for spec in inputs
+            ]
+            parts.append(self._send(tensors, len(batch), request_id, user_id))
+        return _joined(parts)
 
     def infer_matrix(
         self,
@@ -199,36 +227,31 @@ class InferenceClient:
         matrix = np.asarray(matrix)
         step = self.max_batch_size or max(1, len(matrix))
         parts = [
-            self._infer(matrix[start : start + step], names, request_id, user_id)
+            self._send(
+                self._inputs(matrix[start : start + step], names),
+                len(matrix[start : start + step]),
+                request_id,
+                user_id,
+            )
             for start in range(0, len(matrix), step)
         ]
-        labels = [part.labels for part in parts]
-        return InferResult(
-            probabilities=np.concatenate([part.probabilities for part in parts]),
-            labels=None if any(label is None for label in labels) else np.concatenate(labels),  # type: ignore[arg-type]
-            model_version=parts[-1].model_version,
-            request_id=parts[-1].request_id,
-            parameters=parts[-1].parameters,
-        )
+        return _joined(parts)
 
-    def _infer(
+    def _send(
         self,
-        batch: np.ndarray,
-        names: Sequence[str] | None,
+        inputs: list[dict[str, Any]],
+        rows: int,
         request_id: str | None,
         user_id: str | None,
     ) -> InferResult:
-        payload: dict[str, Any] = {
-            "id": request_id or uuid.uuid4().hex,
-            "inputs": self._inputs(batch, names),
-        }
+        payload: dict[str, Any] = {"id": request_id or uuid.uuid4().hex, "inputs": inputs}
         if user_id is not None:
             payload["parameters"] = {"user_id": user_id}
         status, body = self.request(f"{self._model_path}/infer", payload)
         if status != 200 or not isinstance(body, dict):
             message = body.get("error", body) if isinstance(body, dict) else body
             raise ClientError(f"inference failed ({status}): {message}", status, body)
-        return self._result(body, len(batch))
+        return self._result(body, rows)
 
     def _inputs(self, batch: np.ndarray, names: Sequence[str] | None) -> list[dict[str, Any]]:
         """The request's tensors, as the model's metadata asks."""
@@ -292,6 +315,36 @@ def _tensor(spec: Mapping[str, Any], values: np.ndarray) -> dict[str, Any]:
         "datatype": spec["datatype"],
         "data": values.reshape(-1).tolist(),
     }
+
+
+def _raw_tensor(spec: Mapping[str, Any], values: Sequence[Any]) -> dict[str, Any]:
+    """One JSON input tensor of raw values: strings for ``BYTES`` (``""`` for a null),
+    numbers or ``null`` for the others (integers for an integer datatype)."""
+    datatype = spec["datatype"]
+    data: list[Any]
+    if datatype == "BYTES":
+        data = ["" if _null(value) else str(value) for value in values]
+    elif datatype.startswith(("INT", "UINT")):
+        data = [None if _null(value) else int(value) for value in values]
+    else:
+        data = [None if _null(value) else float(value) for value in values]
+    return {"name": spec["name"], "shape": [len(data)], "datatype": datatype, "data": data}
+
+
+def _null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _joined(parts: Sequence[InferResult]) -> InferResult:
+    """One result of the results of consecutive batches."""
+    labels = [part.labels for part in parts]
+    return InferResult(
+        probabilities=np.concatenate([part.probabilities for part in parts]),
+        labels=None if any(label is None for label in labels) else np.concatenate(labels),  # type: ignore[arg-type]
+        model_version=parts[-1].model_version,
+        request_id=parts[-1].request_id,
+        parameters=parts[-1].parameters,
+    )
 
 
 def _load_schema(reference: str) -> FeatureSchema:

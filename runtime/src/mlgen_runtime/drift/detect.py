@@ -185,8 +185,9 @@ def _count_column(name: str, plan: _ColumnPlan, column: Any) -> _ColumnCounts:
         values, missing = sorted_valid(column, plan.dtype)
     except DriftInputError as error:
         raise DriftInputError(f"column {name!r}: {error}") from error
-    if values.size == 0:
-        raise DriftInputError(f"column {name!r} has no values")
+    if values.size == 0:  # only nulls: the null share test alone has something to say
+        none = np.zeros(plan.points.size, dtype=np.intp)
+        return _ColumnCounts(0, missing, none, none, np.zeros(plan.edges.size, dtype=np.intp))
     lt = np.searchsorted(values, plan.points, "left")
     le = lt.copy()
     ties = values[np.minimum(lt, values.size - 1)] == plan.points  # usually few
@@ -231,7 +232,10 @@ def detect_drift(
         ref = profile.features[index]
         if isinstance(ref, CategoricalReference) and ref.labels is not None:
             values = level_codes(values, ref.labels)
-        return _count_column(names[index], plans[index], values)
+        counted = _count_column(names[index], plans[index], values)
+        if counted.n == 0 and ref.missing == 0:  # never null in training: a broken column
+            raise DriftInputError(f"column {names[index]!r} has no values")
+        return counted
 
     if workers is None:
         parallel = rows * len(names) >= PARALLEL_MIN_VALUES
@@ -247,6 +251,8 @@ def detect_drift(
     psis = np.zeros(len(names))
     numeric: list[int] = []
     for index, (ref, got) in enumerate(zip(profile.features, counts, strict=True)):
+        if got.n == 0:  # every value null: no distribution to compare
+            continue
         if isinstance(ref, NumericReference):
             numeric.append(index)
             statistics[index] = ks_statistic(

@@ -12,6 +12,8 @@ import numpy as np
 
 from mlgen_runtime.drift._columns import MISSING_TOKENS, DriftInputError, level_codes
 
+_BOOLEANS = {"true": 1.0, "false": 0.0}
+
 
 def read_window(
     path: Path, names: Sequence[str], labels: Mapping[str, Sequence[str]] | None = None
@@ -19,9 +21,10 @@ def read_window(
     """Read the named columns of a CSV (header row) or Parquet file as ``float64``.
 
     Other columns are ignored. Empty cells and ``NA``/``NaN``/``null`` are missing values
-    (NaN). A column in ``labels`` (a category with string levels: its levels) holds text,
-    read as codes (:func:`~mlgen_runtime.drift._columns.level_codes`). Parquet needs
-    ``pyarrow`` (or ``pandas`` with a Parquet engine).
+    (NaN), ``true``/``false`` are 1 and 0. A column in ``labels`` (a category with string
+    levels: its levels) holds text, read as codes
+    (:func:`~mlgen_runtime.drift._columns.level_codes`). Parquet needs ``pyarrow`` (or
+    ``pandas`` with a Parquet engine).
 
     Raises:
         DriftInputError: the file cannot be read, a column is missing or holds a value
@@ -78,6 +81,9 @@ def _read_csv(
                     continue
                 if cell.lower() in MISSING_TOKENS:
                     values.append(math.nan)
+                    continue
+                if cell.lower() in _BOOLEANS:  # a boolean feature's cells
+                    values.append(_BOOLEANS[cell.lower()])
                     continue
                 try:
                     values.append(float(cell))

@@ -101,17 +101,11 @@ def _field(feature: Feature) -> tuple[Any, Any]:
     value: Any
     if levels and all(isinstance(level, str) for level in levels):
         if getattr(feature, "unknown", "reject") == "other":
-            value = Annotated[
-                str,
-                Field(
-                    min_length=1,
-                    max_length=MAX_LEVEL_LENGTH,
-                    description=f"{description} One of {list(levels)}; any other value "
-                    "counts as 'other'.",
-                ),
-            ]
+            description = f"{description} One of {list(levels)}; any other value counts as "
+            description += "'other'."
+            value = Annotated[str, Field(min_length=1, max_length=MAX_LEVEL_LENGTH)]
         else:
-            value = Annotated[Literal[levels], Field(description=description)]
+            value = Literal[levels]
     else:
         codes = list(getattr(feature, "codes", ()) or feature.levels) if categorical else []
         contiguous = codes == list(range(int(feature.minimum), int(feature.maximum) + 1))
@@ -120,7 +114,6 @@ def _field(feature: Feature) -> tuple[Any, Any]:
             le=feature.maximum,
             allow_inf_nan=False,
             multiple_of=1 if categorical or getattr(feature, "type", "") == "integer" else None,
-            description=description,
             json_schema_extra={"enum": codes} if categorical else None,
         )
         value = Annotated[float, constraints]
@@ -129,8 +122,8 @@ def _field(feature: Feature) -> tuple[Any, Any]:
         if getattr(feature, "type", "") == "boolean":
             value = StrictBool | value
     if getattr(feature, "nullable", False):
-        return value | None, None
-    return value, ...
+        return Annotated[value | None, Field(description=description.strip())], None
+    return Annotated[value, Field(description=description.strip())], ...
 
 
 def _one_of(name: str, codes: list[int]) -> Any:

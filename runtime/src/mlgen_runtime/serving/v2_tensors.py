@@ -87,7 +87,9 @@ def _from_json(name: str, datatype: str, data: Any, nullable: bool = False) -> n
         if not all(type(value) is str for value in values):
             raise TensorError(f"input {name!r}: data must be BYTES values (strings)")
         return np.array(values, dtype=object)
-    if nullable and any(value is None for value in values):
+    if any(value is None for value in values):
+        if not nullable:
+            raise TensorError(f"input {name!r}: a null in data, but the feature is not nullable")
         present = [value for value in values if value is not None]
         if not all(type(value) in (int, float) for value in present):
             raise TensorError(f"input {name!r}: data must be {datatype} values or null")
