@@ -61,7 +61,9 @@ now = pd.Timestamp.now(tz="UTC").floor("s")
 plan = rng.choice(["basic", "premium", "gold", None], n, p=[0.5, 0.3, 0.1, 0.1])
 frame = pd.DataFrame({
     "customer_id": np.repeat(np.arange(200), 3),
-    "event_timestamp": now - pd.to_timedelta(np.tile([1, 21, 41], 200) + rng.integers(0, 19, n), unit="D"),
+    "event_timestamp": now - pd.to_timedelta(
+        np.tile([1, 21, 41], 200) + rng.integers(0, 19, n), unit="D"
+    ),
     "tenure": rng.uniform(0, 100, n).round(1),
     "plan": pd.array(plan, dtype=object),
     "autopay": rng.random(n) < 0.5,

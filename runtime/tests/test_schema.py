@@ -157,3 +157,53 @@ def test_a_bad_schema_file_is_one_line_naming_key_and_line(
         parse_schema(SCHEMA_FILE.replace(old, new, 1))
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_columns_become_the_matrix_with_codes_and_nans(tmp_path: Path) -> None:
+    path = tmp_path / "features.yaml"
+    path.write_text(SCHEMA_FILE)
+    schema = load_schema(path)
+    columns = {
+        "tenure_months": [1.0, None, 3.0],
+        "island": ["Dream", "Biscoe", "Mars"],
+        "autopay": [True, False, True],
+    }
+    matrix = schema.columns_to_matrix(columns)
+    assert matrix.dtype == np.float32 and matrix.shape == (3, 3)
+    assert matrix[0].tolist() == [1.0, 1.0, 1.0]
+    assert np.isnan(matrix[1, 0]) and matrix[1, 1:].tolist() == [0.0, 0.0]
+    assert matrix[2, 1] == 3.0  # "Mars" is unknown: the level "other"
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("autopay", [True, None], "feature 'autopay' has 1 null values; set nullable: true"),
+        ("tenure_months", [1.0, 500.0], "feature 'tenure_months' has 1 values outside [0, 120]"),
+        ("tenure_months", [1.0, "many"], "feature 'tenure_months' has non-numeric values"),
+        ("island", ["Dream", 3], "feature 'island' has non-text values"),
+    ],
+)
+def test_a_bad_column_is_one_line_naming_the_feature(
+    tmp_path: Path, column: str, values: list[object], message: str
+) -> None:
+    path = tmp_path / "features.yaml"
+    path.write_text(SCHEMA_FILE)
+    schema = load_schema(path)
+    columns: dict[str, list[object]] = {
+        "tenure_months": [1.0, 2.0],
+        "island": ["Dream", "Biscoe"],
+        "autopay": [True, False],
+    }
+    columns[column] = values
+    with pytest.raises(ValueError, match=re.escape(message)):
+        schema.columns_to_matrix(columns)
+
+
+def test_text_levels_rejected_unless_unknown_maps_to_other() -> None:
+    plan = Feature("plan", "category", levels=("basic", "premium"), description="Plan.")
+    with pytest.raises(ValueError, match=re.escape("feature 'plan' has 1 values outside its")):
+        FeatureSchema((plan,)).columns_to_matrix({"plan": ["basic", "gold"]})
+    assert plan.problem("gold") == "plan must be one of ['basic', 'premium'], got 'gold'"
+    with pytest.raises(ValueError, match="unknown: other needs a level named 'other'"):
+        Feature("plan", "category", levels=("basic", "premium"), unknown="other")
