@@ -54,9 +54,10 @@ TABLES: dict[str, Callable[[Path], tuple[Path, list[str]]]] = {
 }
 RAW_ROWS_PENDING = pytest.mark.xfail(
     strict=True,
-    reason="issue 12 point 4/6: the generated suite's test_registry, test_serving and "
-    "test_production still feed float codes or NaN JSON to a model that takes raw rows "
-    "(string categories, nulls); v2 BYTES for a nullable category. Remove this marker when "
+    reason="issue 12 point 4/6: two tests of the generated suite still feed the model a "
+    "matrix of uniform floats, not raw rows: tests/test_registry.py "
+    "(test_champion_predicts_like_the_exported_artifact: 'island' code 0.43 is no level) and "
+    "tests/test_production.py (materialize into Redis and serve). Remove this marker when "
     "they pass (strict: an XPASS fails).",
 )
 CASES = [
