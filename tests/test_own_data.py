@@ -54,11 +54,11 @@ TABLES: dict[str, Callable[[Path], tuple[Path, list[str]]]] = {
 }
 RAW_ROWS_PENDING = pytest.mark.xfail(
     strict=True,
-    reason="issue 12 point 4/6: two tests of the generated suite still feed the model a "
-    "matrix of uniform floats, not raw rows: tests/test_registry.py "
-    "(test_champion_predicts_like_the_exported_artifact: 'island' code 0.43 is no level) and "
-    "tests/test_production.py (materialize into Redis and serve). Remove this marker when "
-    "they pass (strict: an XPASS fails).",
+    reason="issue 12 point 4/6: two template tests of the generated suite assume the demo's "
+    "data: tests/test_registry.py feeds uniform floats to the raw-row model ('island' code "
+    "0.43 is no level) and tests/test_production.py compares online features with "
+    "assert_allclose (strings fail) and one row per entity (events has many). Remove this "
+    "marker when they pass (strict: an XPASS fails).",
 )
 CASES = [
     pytest.param("breast-cancer"),
