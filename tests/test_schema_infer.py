@@ -372,8 +372,14 @@ def test_schema_infer_rewrites_the_schema_answers_and_nothing_on_a_conflict(
     assert answers["data_source"] == "data/events.parquet"
     assert answers["entity_column"] == "customer_id"
 
-    # A local edit of the schema that the new inference would overwrite: refused, no write.
+    # The inferred answers survive the answers file: an update re-renders the same files.
     _git(repo, "commit", "-qam", "re-inferred")
+    from mlgen.update import plan_update
+
+    plan = plan_update(repo)
+    assert plan.paths("updated") == [] and plan.paths("merged") == [], plan.changes
+
+    # A local edit of the schema that the new inference would overwrite: refused, no write.
     text = features.read_text()
     assert '"team"' in text
     features.write_text(text.replace('"team"', '"teams"'))
