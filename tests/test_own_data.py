@@ -52,19 +52,7 @@ TABLES: dict[str, Callable[[Path], tuple[Path, list[str]]]] = {
     "penguins": _penguins,
     "events": _events,
 }
-RAW_ROWS_PENDING = pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 point 4/6: two template tests of the generated suite assume the demo's "
-    "data: tests/test_registry.py feeds uniform floats to the raw-row model ('island' code "
-    "0.43 is no level) and tests/test_production.py compares online features with "
-    "assert_allclose (strings fail) and one row per entity (events has many). Remove this "
-    "marker when they pass (strict: an XPASS fails).",
-)
-CASES = [
-    pytest.param("breast-cancer"),
-    pytest.param("penguins", marks=RAW_ROWS_PENDING),
-    pytest.param("events", marks=RAW_ROWS_PENDING),
-]
+CASES = ["breast-cancer", "penguins", "events"]
 
 
 def _files(root: Path) -> dict[str, bytes]:
