@@ -10,6 +10,7 @@ printed (``-s``) and recorded as a JUnit property.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlgen.environments import run_in_repo, shared_environment
+from mlgen.environments import REPO_PYTHON_ENV, python_in, run_in_repo, shared_environment
 from tests.conftest import BIN
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,21 @@ TABLES: dict[str, Callable[[Path], tuple[Path, list[str]]]] = {
     "penguins": _penguins,
     "events": _events,
 }
-CASES = ["breast-cancer", "penguins", "events"]
+CASES = [
+    pytest.param(table, backend, framework, id=f"{table}-{backend}-{framework}")
+    for table, backend, framework in [
+        ("breast-cancer", "fastapi", "sklearn"),
+        ("penguins", "fastapi", "sklearn"),
+        ("events", "fastapi", "sklearn"),
+        ("breast-cancer", "fastapi", "lightgbm"),
+        ("breast-cancer", "fastapi", "xgboost"),
+        ("breast-cancer", "torchserve", "pytorch"),
+        ("breast-cancer", "tfserving", "tensorflow"),
+        ("breast-cancer", "triton", "sklearn"),
+    ]
+]
+"""(table, serving backend, model framework): every table on the default backend, and
+breast cancer on each framework and on the backends that serve the other exports."""
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -63,11 +78,16 @@ def _files(root: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("table", CASES)
+@pytest.mark.parametrize(("table", "backend", "framework"), CASES)
 def test_a_repository_for_your_own_table_is_green_with_no_edit(
-    tmp_path: Path, table: str, record_property: Callable[[str, object], None]
+    tmp_path: Path,
+    table: str,
+    backend: str,
+    framework: str,
+    record_property: Callable[[str, object], None],
 ) -> None:
     data, options = TABLES[table](tmp_path)
+    options += ["--backend", backend, "-d", f"model_framework={framework}"]
     repo = tmp_path / "repo"
     started = time.monotonic()
     created = subprocess.run(
@@ -80,6 +100,7 @@ def test_a_repository_for_your_own_table_is_green_with_no_edit(
     answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
     assert answers["data_source"] == str(data.resolve())
     assert answers["label_column"] == options[1]
+    assert (answers["serving_backend"], answers["model_framework"]) == (backend, framework)
     generated = _files(repo)
 
     environment = shared_environment(repo)
@@ -98,9 +119,18 @@ def test_a_repository_for_your_own_table_is_green_with_no_edit(
         )
         assert linted.returncode == 0, linted.stdout[-2000:] + linted.stderr[-1000:]
 
+    checked = subprocess.run(  # every artifact through the tools its users run
+        [BIN / "mlgen", "check", str(repo)],
+        env={**os.environ, REPO_PYTHON_ENV: str(python_in(environment))},
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout[-4000:] + checked.stderr[-2000:]
+
     edited = [path for path, body in generated.items() if (repo / path).read_bytes() != body]
     record_property("seconds_from_new_to_green", round(elapsed, 1))
-    record_property("files_edited", 0)
-    print(f"\n{table}: mlgen new to a green suite in {elapsed:.0f} s, files edited: 0")
+    record_property("files_edited", len(edited))
+    case = f"{table} ({backend}, {framework})"
+    print(f"\n{case}: mlgen new to a green suite in {elapsed:.0f} s, files edited: {len(edited)}")
     # The suite may write artifacts (models, stores); no generated file is changed by it.
     assert edited == [], edited
