@@ -411,7 +411,7 @@ def check_trained(args: argparse.Namespace) -> tuple[list[str], str]:
     package = args.package
     modeling = importlib.import_module(f"{package}.modeling")
     data = importlib.import_module(f"{package}.data")
-    X, y = data.make_dataset(args.rows, args.seed)
+    X, y = data.dataset(args.rows, args.seed)
     model = modeling.fit(X, y, args.seed)
     with tempfile.TemporaryDirectory(prefix="mlgen-tfserving-") as scratch:
         artifact = modeling.export(model, Path(scratch))

@@ -355,9 +355,9 @@ from ts.torch_handler.base_handler import BaseHandler
 if not issubclass(classes[0], BaseHandler):
     sys.exit(f"{{classes[0].__name__}} is not a ts BaseHandler")
 from {package} import modeling
-from {package}.data import make_dataset
+from {package}.data import dataset
 from {package}.serving import archive
-X, y = make_dataset(400, 0)
+X, y = dataset(400, 0)
 with tempfile.TemporaryDirectory() as out:
     model = modeling.export(modeling.fit(X, y, 0), Path(out))
     mar = archive.build_archive(model, Path(out) / "model-store")

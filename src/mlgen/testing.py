@@ -70,8 +70,8 @@ import sys, tempfile
 from pathlib import Path
 import numpy as np
 from {package} import modeling
-from {package}.data import make_dataset
-X, y = make_dataset(600, 3)
+from {package}.data import dataset
+X, y = dataset(600, 3)
 model = modeling.fit(X, y, 3)
 with tempfile.TemporaryDirectory() as out:
     artifact = modeling.export(model, Path(out))

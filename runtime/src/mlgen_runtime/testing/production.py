@@ -85,9 +85,10 @@ class ProductionSuite:
     """Source rows written and trained on."""
     seed: ClassVar[int] = 13
 
-    def module(self, name: str) -> Any:
+    @classmethod
+    def module(cls, name: str) -> Any:
         """The package's module ``name`` (``"train"``, ``"registry"``, ...)."""
-        return importlib.import_module(f"{self.package.__name__}.{name}")
+        return importlib.import_module(f"{cls.package.__name__}.{name}")
 
     @property
     def model_name(self) -> str:
@@ -99,10 +100,11 @@ class ProductionSuite:
         """The model's input columns (``features.FEATURE_NAMES``)."""
         return list(self.module("features").FEATURE_NAMES)
 
-    def train(self, out_dir: Path, *options: str) -> int:
+    @classmethod
+    def train(cls, out_dir: Path, *options: str) -> int:
         """``python -m <package>.train --out out_dir --rows rows ...``; the exit status."""
         return int(
-            self.module("train").main(["--out", str(out_dir), "--rows", str(self.rows), *options])
+            cls.module("train").main(["--out", str(out_dir), "--rows", str(cls.rows), *options])
         )
 
     def aliases(self) -> dict[str, str]:
@@ -114,15 +116,16 @@ class ProductionSuite:
         return {alias: str(version) for alias, version in model.aliases.items()}
 
     @pytest.fixture(scope="class")
+    @classmethod
     def production(
-        self,
+        cls,
         postgres: servers.Postgres,
         redis: servers.Redis,
         tmp_path_factory: pytest.TempPathFactory,
     ) -> Iterator[dict[str, str]]:
         """The production profile's variables on the session's servers (fresh databases),
         with the class's source data written first (production never rewrites it)."""
-        self.module("feature_store").write_source_data(self.rows, self.seed)
+        cls.module("feature_store").write_source_data(cls.rows, cls.seed)
         environ = {
             "MLGEN_PROFILE": "production",
             "MLFLOW_TRACKING_URI": postgres.url(postgres.create_database("mlflow")),
@@ -136,13 +139,14 @@ class ProductionSuite:
             yield environ
 
     @pytest.fixture(scope="class")
+    @classmethod
     def registered(
-        self, production: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+        cls, production: dict[str, str], tmp_path_factory: pytest.TempPathFactory
     ) -> list[Path]:
         """Two trainings on the same data: the first becomes champion, the tie challenger."""
         folders = [tmp_path_factory.mktemp("first"), tmp_path_factory.mktemp("second")]
         for folder in folders:
-            assert self.train(folder, "--seed", str(self.seed)) == 0
+            assert cls.train(folder, "--seed", str(cls.seed)) == 0
         return folders
 
     def test_train_and_register_in_mlflow_on_postgres(
@@ -160,7 +164,7 @@ class ProductionSuite:
             fetched["registry"]["version"] == "2" and fetched["registry"]["alias"] == "challenger"
         )
         artifact = fetched["artifact"]
-        assert (tmp_path / artifact).read_bytes() == (registered[1] / artifact).read_bytes()
+        assert _contents(tmp_path / artifact) == _contents(registered[1] / artifact)
         assert (tmp_path / "reference_profile.json").is_file()
 
     def test_materialize_into_redis_and_predict_from_online_features(
@@ -263,3 +267,14 @@ def _latest_rows(store: Any, view: str, key: str) -> Any:
     order = [c for c in (source.timestamp_field, source.created_timestamp_column) if c]
     frame = feast_helpers.source_frame(store, view)
     return frame.sort_values(order).groupby(key).tail(1).set_index(key)
+
+
+def _contents(artifact: Path) -> dict[str, bytes]:
+    """An exported artifact's bytes by relative path (a file, or a folder: a SavedModel)."""
+    if artifact.is_file():
+        return {"": artifact.read_bytes()}
+    return {
+        path.relative_to(artifact).as_posix(): path.read_bytes()
+        for path in sorted(artifact.rglob("*"))
+        if path.is_file()
+    }
