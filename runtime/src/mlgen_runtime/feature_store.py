@@ -292,7 +292,8 @@ class SchemaFeatureStore:
     Args:
         schema: the repository's loaded ``features.yaml`` (with a ``dataset:`` section).
         root: the repository root (relative sources resolve against it).
-        synthetic: the repository's demo generator (only called without a source).
+        synthetic: the repository's demo generator (only called without a source; a
+            schema with no source and no generator is a :class:`DataError`).
         feature_repo: the Feast repository folder (default ``root/feature_repo``;
             ``$FEATURE_REPO_DIR`` overrides it when set, read at each call).
 
@@ -315,7 +316,7 @@ class SchemaFeatureStore:
         self,
         schema: FeatureSchema,
         root: Path,
-        synthetic: Synthetic,
+        synthetic: Synthetic | None = None,
         feature_repo: Path | None = None,
     ) -> None:
         self.schema = schema
@@ -458,6 +459,8 @@ class SchemaFeatureStore:
     def _demo_source(
         self, rows: int, seed: int, now: datetime
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self.synthetic is None:
+            raise DataError("features.yaml has no dataset.source: set it to the training table")
         X, y = self.synthetic(rows, seed)
         rng = np.random.default_rng(seed + 1)
         days = rng.uniform(self.LABEL_DELAY.days + 1, self.HISTORY_DAYS, len(y))
