@@ -98,6 +98,22 @@ def test_events_entity_and_timestamp_are_not_features(tmp_path: Path) -> None:
     assert features["plan"]["nullable"] and features["plan"]["levels"][-1] == "other"
 
 
+def test_the_source_is_recorded_as_a_url_an_absolute_path_or_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "parts").mkdir()
+    pq.write_table(events(), tmp_path / "parts" / "part-0.parquet")
+    url = (tmp_path / "parts" / "part-0.parquet").as_uri()
+    assert (
+        infer_answers(url, label="churned", exclude=["event_timestamp"]).answers["data_source"]
+        == url
+    )
+    folder = infer_answers(tmp_path / "parts", label="churned", timestamp="event_timestamp")
+    assert folder.answers["data_source"] == f"{(tmp_path / 'parts').resolve()}/"
+    inside = infer_answers(
+        tmp_path / "parts", label="churned", timestamp="event_timestamp", repo=tmp_path
+    )
+    assert inside.answers["data_source"] == "parts/"
+
+
 def test_only_the_most_frequent_levels_are_kept() -> None:
     cities = [f"city{i:02d}" for i in range(MAX_LEVELS + 5)]
     values = [city for n, city in enumerate(cities) for _ in range(len(cities) - n)]
@@ -334,6 +350,7 @@ def test_schema_infer_rewrites_the_schema_answers_and_nothing_on_a_conflict(
     repo = tmp_path / "repo"
     created = CliRunner().invoke(cli, ["new", str(repo), "--defaults"])
     assert created.exit_code == 0, created.output
+    assert "Data: the synthetic churn demo table" in created.output
     (repo / "data").mkdir()
     pq.write_table(events(), repo / "data" / "events.parquet")
     _git(repo, "init", "-q")
@@ -355,8 +372,14 @@ def test_schema_infer_rewrites_the_schema_answers_and_nothing_on_a_conflict(
     assert answers["data_source"] == "data/events.parquet"
     assert answers["entity_column"] == "customer_id"
 
-    # A local edit of the schema that the new inference would overwrite: refused, no write.
+    # The inferred answers survive the answers file: an update re-renders the same files.
     _git(repo, "commit", "-qam", "re-inferred")
+    from mlgen.update import plan_update
+
+    plan = plan_update(repo)
+    assert plan.paths("updated") == [] and plan.paths("merged") == [], plan.changes
+
+    # A local edit of the schema that the new inference would overwrite: refused, no write.
     text = features.read_text()
     assert '"team"' in text
     features.write_text(text.replace('"team"', '"teams"'))

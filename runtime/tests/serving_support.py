@@ -8,10 +8,15 @@ its ONNX file, and a corrupt or empty file fails to load like a real one.
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from mlgen_runtime.process import HOST, free_port, running
 from mlgen_runtime.schema import Feature, FeatureSchema
 from mlgen_runtime.serving import ModelFile, Predict
 
@@ -61,3 +66,26 @@ def rows(count: int) -> list[dict[str, float]]:
         {**SCHEMA.example_row(), "tenure_months": float(3 * i), "support_calls": float(i % 5)}
         for i in range(count)
     ]
+
+
+@contextmanager
+def uvicorn_app(folder: Path, support: str, model_path: Path, title: str) -> Iterator[str]:
+    """The service on ``support``'s ``SCHEMA`` and ``model_file(model_path)`` (a module of
+    these tests) in a real uvicorn process on loopback; yields ``host:port``."""
+    (folder / "served_app.py").write_text(
+        "from pathlib import Path\n"
+        f"from {support} import SCHEMA, model_file\n"
+        "from mlgen_runtime.serving import create_app\n"
+        f"app = create_app(schema=SCHEMA, model=model_file(Path({str(model_path)!r})), "
+        f"title={title!r}, max_batch_size=64)\n"
+    )
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "served_app:app"]
+    command += ["--host", HOST, "--port", str(port)]
+    tests = Path(__file__).parent
+    path = os.pathsep.join(filter(None, [str(folder), str(tests), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    with running(
+        [*command, "--log-level", "warning"], f"http://{HOST}:{port}/v2/health/ready", env=env
+    ):
+        yield f"{HOST}:{port}"

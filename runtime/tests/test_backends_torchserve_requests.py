@@ -104,3 +104,51 @@ def test_file_version_and_batch_size(tmp_path: Path, monkeypatch: pytest.MonkeyP
         requests.max_batch_size_from_env()
     monkeypatch.delenv("MAX_BATCH_SIZE")
     assert requests.max_batch_size_from_env() == requests.DEFAULT_MAX_BATCH_SIZE
+
+
+RAW = [
+    {"name": "island", "kind": "categorical", "minimum": 0.0, "maximum": 3.0,
+     "levels": ["Biscoe", "Dream", "Torgersen", "other"], "other": 3,
+     "nullable": True, "fill": 1.0},
+    {"name": "sex", "kind": "categorical", "minimum": 0.0, "maximum": 1.0,
+     "levels": ["female", "male"], "other": None},
+    {"name": "bill", "kind": "numeric", "minimum": 20.0, "maximum": 70.0,
+     "nullable": True, "fill": 44.5},
+]  # fmt: skip
+
+
+def test_raw_rows_become_codes_and_imputed_values() -> None:
+    """What an export with preprocessing stores: levels by index, an unknown level as the
+    other code, a null (or a left-out nullable key) as the imputed fill."""
+    body = {
+        "instances": [
+            {"island": "Torgersen", "sex": "male", "bill": None},
+            {"island": "Atlantis", "sex": "female", "bill": 38.5},
+            {"island": None, "sex": "female"},
+        ]
+    }
+    rows, problems = requests.parse_rows(body, RAW, 8)
+    assert problems == []
+    assert rows == [[2.0, 1.0, 44.5], [3.0, 0.0, 38.5], [1.0, 0.0, 44.5]]
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            {"island": "Dream", "sex": "x", "bill": 40},
+            "must be one of ['female', 'male'], got \"x\"",
+        ),
+        (
+            {"island": "Dream", "sex": None, "bill": 40},
+            "must be one of ['female', 'male'], got null",
+        ),
+        ({"island": 2, "sex": "male", "bill": 40}, "must be one of ['Biscoe'"),
+        ({"island": "Dream", "bill": 40}, "missing feature"),
+        ({"island": "Dream", "sex": "male", "bill": "40"}, "must be a number"),
+    ],
+)
+def test_raw_values_outside_the_schema_are_refused(row: dict[str, Any], message: str) -> None:
+    rows, problems = requests.parse_rows(row, RAW, 8)
+    assert rows == [] and len(problems) == 1
+    assert message in problems[0]["msg"]

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from raw_support import PREPROCESSING, SCHEMA, table
 
-from mlgen_runtime.export.preprocessing import Column, Preprocessing, needs_preprocessing
+from mlgen_runtime.export.preprocessing import (
+    Column,
+    Preprocessing,
+    needs_preprocessing,
+    raw_rows,
+)
 from mlgen_runtime.schema import Feature, parse_schema
 
 
@@ -100,3 +105,25 @@ def test_an_unknown_code_in_a_coded_matrix_is_refused() -> None:
     column = Column("color", ("red", "blue"))
     with pytest.raises(ValueError, match=r"code 5 is not one of the codes 0\.\.1"):
         column.codes(np.array([0.0, 5.0]))
+
+
+def test_raw_rows_invert_the_coded_matrix() -> None:
+    rows = [
+        {
+            "island": "Dream",
+            "sex": None,
+            "bill_length_mm": None,
+            "flipper_length_mm": 190.0,
+            "tagged": True,
+        },
+        {
+            "island": "other",
+            "sex": "male",
+            "bill_length_mm": 41.5,
+            "flipper_length_mm": 200.0,
+            "tagged": False,
+        },
+    ]
+    assert raw_rows(SCHEMA.features, SCHEMA.to_matrix(rows)) == rows
+    with pytest.raises(ValueError, match="expected a matrix of 5 columns"):
+        raw_rows(SCHEMA.features, np.zeros((2, 3)))

@@ -4,8 +4,6 @@ server, the error object for every malformed request, and hypothesis over the bo
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,16 +14,15 @@ import tritonclient.http as triton
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serving_support import SCHEMA, expected, model_file, rows, write_model
+from serving_support import SCHEMA, expected, model_file, rows, uvicorn_app, write_model
 
 from mlgen_runtime.inference_client import ClientError, InferenceClient
-from mlgen_runtime.process import HOST, free_port, running
+from mlgen_runtime.process import HOST, free_port
 from mlgen_runtime.serving import Experiment, create_app, file_version
 from mlgen_runtime.serving.v2_tensors import MATRIX_INPUT
 
 NAME = "churn"
 INFER = f"/v2/models/{NAME}/infer"
-TESTS = Path(__file__).resolve().parent
 
 
 def valid_rows(count: int, seed: int = 3) -> list[dict[str, float]]:
@@ -197,21 +194,8 @@ def test_no_body_gets_a_server_error(
 def server(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The service in a real uvicorn process on loopback; yields ``host:port``."""
     folder = tmp_path_factory.mktemp("v2-app")
-    (folder / "v2_app.py").write_text(
-        "from pathlib import Path\n"
-        "from serving_support import SCHEMA, model_file\n"
-        "from mlgen_runtime.serving import create_app\n"
-        f"app = create_app(schema=SCHEMA, model=model_file(Path({str(model_path)!r})), "
-        f"title={NAME!r}, max_batch_size=64)\n"
-    )
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "v2_app:app", "--host", HOST, "--port", str(port)]
-    path = os.pathsep.join(filter(None, [str(folder), str(TESTS), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path}
-    with running(
-        [*command, "--log-level", "warning"], f"http://{HOST}:{port}/v2/health/ready", env=env
-    ):
-        yield f"{HOST}:{port}"
+    with uvicorn_app(folder, "serving_support", model_path, NAME) as address:
+        yield address
 
 
 @pytest.mark.parametrize("binary_data", [True, False])

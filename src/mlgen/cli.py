@@ -235,6 +235,11 @@ def new(
         _show(inferred)
     created = generate(destination, source, chosen, defaults=defaults, vcs_ref=vcs_ref)
     click.echo(f"Created {created}")
+    if inferred is None and not chosen.get("data_source"):
+        click.echo(
+            "Data: the synthetic churn demo table; for your own: mlgen new DIR --data PATH "
+            "--label COLUMN (or mlgen schema infer PATH --label COLUMN in the repository)"
+        )
 
 
 @cli.group()

@@ -317,17 +317,18 @@ def _label(table: pa.Table, label: str, positive_class: str | None) -> str:
 
 def data_source(source: str, repo: Path | None = None) -> str:
     """``source`` as the repository records it: a URL as is; a local path absolute, or
-    relative to ``repo`` when the file lies inside it."""
+    relative to ``repo`` when the file lies inside it; a folder with a trailing ``/``."""
     scheme, separator, _ = source.partition("://")
     if separator and len(scheme) > 1:
         return source
     path = Path(source).expanduser().resolve()
+    folder = "/" if path.is_dir() else ""  # a folder of Parquet files ends in "/"
     if repo is not None:
         try:
-            return path.relative_to(repo.resolve()).as_posix()
+            return path.relative_to(repo.resolve()).as_posix() + folder
         except ValueError:
             pass
-    return str(path)
+    return str(path) + folder
 
 
 def infer_table(

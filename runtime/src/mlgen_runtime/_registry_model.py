@@ -35,9 +35,13 @@ class ExportedModel(PythonModel):  # type: ignore[misc]
         model_input: pd.DataFrame,
         params: dict[str, Any] | None = None,
     ) -> np.ndarray:
-        """The loader's predictions for the frame's feature columns, in schema order."""
-        matrix = model_input[self._features].to_numpy(dtype=np.float32)
-        return np.asarray(self._predict(matrix))
+        """The loader's predictions for the frame's feature columns, in schema order: as
+        the float32 matrix when they are all numbers, else (string categories: a model
+        exported with preprocessing) as the raw columns."""
+        frame = model_input[self._features]
+        if all(kind in "biuf" for kind in (dtype.kind for dtype in frame.dtypes)):
+            return np.asarray(self._predict(frame.to_numpy(dtype=np.float32)))
+        return np.asarray(self._predict(frame))
 
 
 mlflow.models.set_model(ExportedModel())

@@ -32,7 +32,11 @@ import numpy as np
 def load_exported(path: Path):
     weights = np.asarray(json.loads(Path(path).read_text())["weights"], dtype=np.float64)
 
-    def predict(matrix: np.ndarray) -> np.ndarray:
+    def predict(matrix):
+        if hasattr(matrix, "columns"):  # raw columns: "calls" as words, as a model with
+            words = {"none": 0.0, "one": 1.0, "two": 2.0}  # preprocessing takes them
+            matrix = matrix.assign(calls=[words[word] for word in matrix["calls"]])
+            matrix = matrix.to_numpy(np.float64)
         return 1.0 / (1.0 + np.exp(-(matrix.astype(np.float64) @ weights)))
 
     return predict
@@ -150,6 +154,21 @@ def test_champion_loads_and_predicts_like_the_exported_artifact(
     shuffled = frame[list(reversed(FEATURES))]  # columns are picked by name
     expected = 1.0 / (1.0 + np.exp(-(frame.to_numpy(np.float64) @ np.asarray(WEIGHTS))))
     np.testing.assert_allclose(np.asarray(champion.predict(shuffled)), expected, rtol=1e-6)
+
+
+def test_a_frame_with_string_columns_reaches_the_loader_as_is(
+    store: str, package: Path, artifact: Path
+) -> None:
+    """A model exported with preprocessing takes raw columns (string categories): the
+    wrapper hands such a frame over as it is, in the registered feature order."""
+    _register(store, package, artifact, 0.9)
+    champion = registry.load_champion("toy", store)
+    frame = pd.DataFrame(
+        {"calls": ["two", "none", "one"], "tenure": [3.0, 7.0, 12.0], "charges": [50.0, 9.5, 70.0]}
+    )
+    numbers = np.array([[3.0, 50.0, 2.0], [7.0, 9.5, 0.0], [12.0, 70.0, 1.0]])
+    expected = 1.0 / (1.0 + np.exp(-(numbers @ np.asarray(WEIGHTS))))
+    np.testing.assert_allclose(np.asarray(champion.predict(frame)), expected, rtol=1e-6)
 
 
 def test_no_champion_yet(store: str) -> None:

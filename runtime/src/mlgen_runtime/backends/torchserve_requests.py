@@ -8,6 +8,12 @@ A request body is one feature object, or ``{"instances": [...]}`` for a batch of
 boolean or ``null``), finite and inside its range; a categorical feature must be one of
 its integer codes; unknown keys are refused. Features are the schema's dicts (``name``,
 ``kind``, ``minimum``, ``maximum``), as a repository's export stores them.
+
+Preprocessing travels with the export too: a feature dict with ``levels`` (a category
+with string levels) takes one of them as a string and becomes its index; with ``other``
+(the code of the ``"other"`` level, ``unknown: other``) any other string becomes that
+code, without it the answer names the levels. A feature with ``nullable`` true also takes
+``null`` (or may be left out), which becomes its ``fill``: the value training imputed.
 """
 
 from __future__ import annotations
@@ -86,10 +92,20 @@ def row_problems(row: Any, features: list[dict[str, Any]], loc: list[Any]) -> li
     for feature in features:
         name = feature["name"]
         where = [*loc, name]
-        if name not in row:
+        nullable = bool(feature.get("nullable"))
+        if name not in row and not nullable:
             problems.append({"loc": where, "msg": "missing feature"})
             continue
-        value = row[name]
+        value = row.get(name)
+        if value is None and nullable:
+            continue
+        levels = feature.get("levels")
+        if levels is not None:
+            if not isinstance(value, str) or (value not in levels and feature.get("other") is None):
+                problems.append(
+                    {"loc": where, "msg": f"must be one of {levels}, got {json.dumps(value)}"}
+                )
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             problems.append({"loc": where, "msg": f"must be a number, got {json.dumps(value)}"})
         elif not math.isfinite(value):
@@ -140,7 +156,18 @@ def parse_rows(
     ]
     if problems:
         return [], problems
-    return [[float(row[feature["name"]]) for feature in features] for row in rows], []
+    return [[_value(row.get(feature["name"]), feature) for feature in features] for row in rows], []
+
+
+def _value(value: Any, feature: dict[str, Any]) -> float:
+    """The model's input of one valid raw value: a level's index (an unknown string the
+    ``other`` code), a null the imputed ``fill``, a number itself."""
+    if value is None:
+        return float(feature["fill"])
+    levels = feature.get("levels")
+    if levels is not None:
+        return float(levels.index(value)) if value in levels else float(feature["other"])
+    return float(value)
 
 
 def invalid_answer(problems: list[Problem]) -> dict[str, Any]:

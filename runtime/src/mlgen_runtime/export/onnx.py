@@ -242,7 +242,7 @@ def check_signature(
     width = len(feature_names)
     meta = loaded.get_modelmeta().custom_metadata_map
     stored = meta.get(FEATURE_NAMES_KEY)
-    if stored is not None and json.loads(stored) != list(feature_names):
+    if stored is not None and METADATA_KEY in meta and json.loads(stored) != list(feature_names):
         raise ValueError(
             f"model was trained on features {json.loads(stored)}, "
             f"this code expects {list(feature_names)}: retrain"
@@ -261,6 +261,11 @@ def check_signature(
     outputs = [o.name for o in loaded.get_outputs()]
     if output not in outputs:
         raise ValueError(f"model has no {output!r} output (outputs: {outputs})")
+    if stored is not None and json.loads(stored) != list(feature_names):
+        raise ValueError(
+            f"model was trained on features {json.loads(stored)}, "
+            f"this code expects {list(feature_names)}: retrain"
+        )
     return columns
 
 

@@ -97,7 +97,7 @@ class Column:
             return codes
         index = {level: float(code) for code, level in enumerate(self.levels)}
         raw = _objects(values)
-        null = _null_mask(raw)
+        null = _null_mask(raw) | (raw == NULL_STRING)  # as in the graph: "" is a null
         default = np.nan if self.other is None else float(self.other)
         codes = np.array(
             [
@@ -430,11 +430,22 @@ def feeds(columns: Sequence[Column], data: Any) -> dict[str, np.ndarray]:
         elif column.is_string:
             raw = _objects(values)
             result[column.name] = np.array(
-                [NULL_STRING if _is_null(v) else str(v) for v in raw], dtype=object
+                [NULL_STRING if _is_null(v) else _text(v) for v in raw], dtype=object
             ).reshape(-1, 1)
         else:
             result[column.name] = _floats(values).astype(np.float32).reshape(-1, 1)
     return result
+
+
+def _text(value: Any) -> str:
+    """``value`` as text ONNX Runtime can take (UTF-8): a string with lone surrogates (JSON
+    may carry them) has them replaced, so it is no level (``other``) rather than an error."""
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 @dataclass(frozen=True)
@@ -456,6 +467,34 @@ class Preprocessed:
     def predict_proba(self, X: Any) -> Any:
         """The model's class probabilities of the raw ``X``."""
         return self.model.predict_proba(self.preprocessing.encode(X))
+
+
+def raw_rows(features: Iterable[Any], matrix: Any) -> list[dict[str, Any]]:
+    """The raw rows of a coded matrix (what
+    :meth:`~mlgen_runtime.schema.FeatureSchema.to_matrix` and a repository's
+    ``data.dataset()`` give): a string category's code as its level, NaN as ``None``, a
+    boolean as ``True``/``False``, anything else as a ``float``; what a client sends.
+
+    Raises:
+        ValueError: a code that is not one of a string category's.
+    """
+    features = tuple(features)
+    values = np.asarray(matrix, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != len(features):
+        raise ValueError(f"expected a matrix of {len(features)} columns, got {values.shape}")
+    columns: list[list[Any]] = []
+    for index, feature in enumerate(features):
+        column = values[:, index]
+        if is_string_category(feature):
+            levels = tuple(str(level) for level in feature.levels)
+            codes = Column(feature.name, levels).codes(column)
+            columns.append([None if np.isnan(c) else levels[int(c)] for c in codes])
+        elif getattr(feature, "type", None) == "boolean":
+            columns.append([None if np.isnan(v) else bool(v) for v in column])
+        else:
+            columns.append([None if np.isnan(v) else float(v) for v in column])
+    names = [feature.name for feature in features]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def needs_preprocessing(features: Iterable[Any]) -> bool:

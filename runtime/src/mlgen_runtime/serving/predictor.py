@@ -171,5 +171,5 @@ def coding(schema: FeatureSchema) -> Preprocessing:
         other = None
         if levels is not None and feature.unknown == "other":
             other = levels.index("other")
-        columns.append(Column(feature.name, levels, other))  # type: ignore[arg-type]
+        columns.append(Column(feature.name, levels, other))
     return Preprocessing(tuple(columns))

@@ -146,15 +146,8 @@ def decode(
     """
     name, datatype = tensor.name, tensor.datatype
     dtype = NUMBER_TYPES.get(datatype)
-    if datatype == "BYTES":
-        return _decode_strings(tensor, binary, offset)
-    if dtype is None:
-        hint = (
-            " (BYTES carries strings; this model's inputs are numbers)"
-            if datatype == "BYTES"
-            else ""
-        )
-        raise TensorError(f"input {name!r}: unsupported datatype {datatype!r}{hint}")
+    if dtype is None and datatype != "BYTES":
+        raise TensorError(f"input {name!r}: unsupported datatype {datatype!r}")
     if any(dim < 0 for dim in tensor.shape):
         raise TensorError(f"input {name!r}: shape {tensor.shape} has a negative dimension")
     count = math.prod(tensor.shape)
@@ -162,40 +155,20 @@ def decode(
     if size is not None:
         if type(size) is not int or size < 0 or offset + size > len(binary):
             raise TensorError(f"input {name!r}: binary_data_size {size!r} is not in the body")
-        if size != count * dtype.itemsize:
+        if dtype is None:  # BYTES: each element its length and its bytes
+            values = _strings(name, binary[offset : offset + size], count)
+        elif size != count * dtype.itemsize:
             raise TensorError(
                 f"input {name!r}: shape {tensor.shape} of {datatype} needs "
                 f"{count * dtype.itemsize} bytes, binary_data_size is {size}"
             )
-        values = np.frombuffer(binary, dtype=dtype, count=count, offset=offset)
+        else:
+            values = np.frombuffer(binary, dtype=dtype, count=count, offset=offset)
         offset += size
     elif tensor.data is None:
         raise TensorError(f"input {name!r} has no data (nor binary_data_size)")
     else:
         values = _from_json(name, datatype, tensor.data, nullable)
-        if values.size != count:
-            raise TensorError(
-                f"input {name!r}: shape {tensor.shape} holds {count} values, data has {values.size}"
-            )
-    return values.reshape(tensor.shape), offset
-
-
-def _decode_strings(tensor: Any, binary: memoryview, offset: int) -> tuple[np.ndarray, int]:
-    """:func:`decode` of a ``BYTES`` input (JSON strings, or the binary extension's)."""
-    name = tensor.name
-    if any(dim < 0 for dim in tensor.shape):
-        raise TensorError(f"input {name!r}: shape {tensor.shape} has a negative dimension")
-    count = math.prod(tensor.shape)
-    size = (tensor.parameters or {}).get("binary_data_size")
-    if size is not None:
-        if type(size) is not int or size < 0 or offset + size > len(binary):
-            raise TensorError(f"input {name!r}: binary_data_size {size!r} is not in the body")
-        values = _strings(name, binary[offset : offset + size], count)
-        offset += size
-    elif tensor.data is None:
-        raise TensorError(f"input {name!r} has no data (nor binary_data_size)")
-    else:
-        values = _from_json(name, "BYTES", tensor.data)
         if values.size != count:
             raise TensorError(
                 f"input {name!r}: shape {tensor.shape} holds {count} values, data has {values.size}"

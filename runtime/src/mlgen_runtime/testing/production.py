@@ -168,27 +168,32 @@ class ProductionSuite:
     ) -> None:
         import pandas as pd
 
+        from mlgen_runtime.export.preprocessing import raw_rows
+
         feature_store, names = self.module("feature_store"), self.feature_names
+        schema = self.module("features").SCHEMA
         assert feature_store.main(["apply"]) == 0
         assert feature_store.main(["materialize"]) == 0
-        online_store = feature_store.store()._get_provider().online_store
-        assert type(online_store).__name__ == "RedisOnlineStore"
-        online = pd.DataFrame(feature_store.online_features([0, 1, 2]))[names]
-        source = pd.read_parquet(feature_store.data_dir() / feature_store.SOURCE_FILE)
-        expected = source.set_index(feature_store.ENTITY_KEY).loc[[0, 1, 2], names]
-        np.testing.assert_allclose(online.to_numpy(), expected.to_numpy(), rtol=1e-6)
+        store = feature_store.store()
+        assert type(store._get_provider().online_store).__name__ == "RedisOnlineStore"
+        latest = _latest_rows(store, feature_store.FEATURE_VIEW, feature_store.ENTITY_KEY)
+        keys = latest.index[:3].tolist()  # what Redis serves: each entity's newest row
+        online = pd.DataFrame(feature_store.online_features(keys))[names]
+        expected = latest.loc[keys, names].reset_index(drop=True)
+        rows = schema.columns_to_matrix(online)  # the model's codes, NaN for nulls
+        np.testing.assert_allclose(rows, schema.columns_to_matrix(expected), rtol=1e-6)
 
-        rows = online.astype(np.float32)
         champion = self.module("registry").load_champion()  # models:/<name>@champion
         record = json.loads((registered[0] / "metrics.json").read_text())
         artifact = registered[0] / record["artifact"]
-        exported = self.module("modeling").load_exported(artifact)(rows.to_numpy(np.float32))
-        np.testing.assert_allclose(np.asarray(champion.predict(rows)), exported, atol=1e-6)
+        exported = self.module("modeling").load_exported(artifact)(rows)
+        served = champion.predict(pd.DataFrame(rows, columns=names))
+        np.testing.assert_allclose(np.asarray(served), exported, atol=1e-6)
         if type(self).create_app is None:
             return
         from fastapi.testclient import TestClient
 
-        instances = [dict(zip(names, map(float, x), strict=True)) for x in rows.to_numpy()]
+        instances = raw_rows(schema.features, rows)  # what a client sends: strings, None
         with TestClient(type(self).create_app(artifact)) as client:  # type: ignore[misc]
             response = client.post("/predict", json={"instances": instances})
         assert response.status_code == 200, response.text
@@ -199,19 +204,30 @@ class ProductionSuite:
         self, registered: list[Path], capsys: pytest.CaptureFixture[str]
     ) -> None:
         import pandas as pd
+        from feast import FileSource
+
+        from mlgen_runtime import feature_store as feast_helpers
 
         feature_store, new_data = self.module("feature_store"), self.module("new_data")
         assert new_data.main(["--min-rows", "1"]) == 0  # the champion saw every row
         assert '"new_rows": 0' in capsys.readouterr().out
-        path = feature_store.data_dir() / feature_store.SOURCE_FILE
-        source = pd.read_parquet(path)
-        newer = source.head(5).assign(created=source["created"].max() + pd.Timedelta(hours=1))
+        store = feature_store.store()
+        view = feature_store.FEATURE_VIEW
+        path = Path(
+            FileSource.get_uri_for_file_path(
+                store.repo_path, store.get_feature_view(view).batch_source.path
+            )
+        )
+        column = feast_helpers.ingestion_column(store, view)
+        original = path.read_bytes()
+        source = feast_helpers.source_frame(store, view)
+        newer = source.head(5).assign(**{column: source[column].max() + pd.Timedelta(hours=1)})
         pd.concat([source, newer], ignore_index=True).to_parquet(path, index=False)
         try:
             assert new_data.main(["--min-rows", "5"]) == 1  # retraining is due
             assert '"new_rows": 5' in capsys.readouterr().out
         finally:
-            source.to_parquet(path, index=False)  # as it was, for the tests after this one
+            path.write_bytes(original)  # as it was, for the tests after this one
 
     @pytest.mark.parametrize(("setting", "broken", "expected"), BROKEN_STORES)
     def test_a_broken_store_fails_in_one_line_and_registers_nothing(
@@ -236,3 +252,14 @@ class ProductionSuite:
         assert not (tmp_path / "metrics.json").exists()
         monkeypatch.undo()
         assert self.aliases() == good  # nothing was registered
+
+
+def _latest_rows(store: Any, view: str, key: str) -> Any:
+    """Each entity's newest source row (by event time, then ingestion time), indexed by
+    its key: the values materialization loads into the online store."""
+    from mlgen_runtime import feature_store as feast_helpers
+
+    source = store.get_feature_view(view).batch_source
+    order = [c for c in (source.timestamp_field, source.created_timestamp_column) if c]
+    frame = feast_helpers.source_frame(store, view)
+    return frame.sort_values(order).groupby(key).tail(1).set_index(key)
