@@ -211,7 +211,7 @@ def test_a_repository_for_the_breast_cancer_table_passes_its_own_suite(
     summary = result.stdout.strip().splitlines()[-1]
     assert "failed" not in summary and "error" not in summary, summary
     passed = re.search(r"(\d+) passed", summary)
-    assert passed and int(passed.group(1)) >= 40, summary
+    assert passed and int(passed.group(1)) >= 25, summary  # the schema's rules: runtime's
     trained = run_in_repo(repo, environment, ["python", "-m", "demo_model.train", "--no-register"])
     assert trained.returncode == 0, trained.stderr[-2000:]
     record = json.loads((repo / "artifacts" / "metrics.json").read_text())

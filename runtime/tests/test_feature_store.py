@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from schema_support import EVENTS_SCHEMA, events, write_repo
 
 from mlgen_runtime import feature_store
-from mlgen_runtime.schema import Feature
+from mlgen_runtime.dataset import DataError
+from mlgen_runtime.schema import Dataset, Feature
 
 FEATURES = (
     Feature("speed", "numeric", 0, 200, "km/h"),
@@ -88,3 +92,138 @@ def test_the_command_writes_the_repositorys_source(
     with pytest.raises(SystemExit) as usage:
         command([])
     assert usage.value.code == 2
+
+
+NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+DEMO_SCHEMA = EVENTS_SCHEMA.replace("source: data/events.parquet", 'source: ""').replace(
+    EVENTS_SCHEMA[EVENTS_SCHEMA.index("  - name: island") : EVENTS_SCHEMA.index("  - name: plan")],
+    "",
+)
+"""The demo: no source, and only number and integer-code features (what a generator draws)."""
+
+
+def _store(tmp_path: Path, table: pd.DataFrame | None, schema: str = EVENTS_SCHEMA) -> Any:
+    """A repository at ``tmp_path`` with ``table`` and its SchemaFeatureStore; its demo
+    generator draws 0, 1 or 2 for every feature."""
+    parsed = write_repo(tmp_path, table, schema)
+
+    def synthetic(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        X = rng.integers(0, 3, (rows, parsed.width)).astype(np.float32)
+        return X, np.arange(rows, dtype=np.int64) % 2
+
+    return feature_store.SchemaFeatureStore(parsed, tmp_path, synthetic=synthetic)
+
+
+@pytest.fixture(autouse=True)
+def _no_repo_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(feature_store.REPO_ENV, raising=False)
+
+
+def test_the_entity_key_is_the_entity_column_as_an_identifier() -> None:
+    assert feature_store.entity_key(Dataset(entity=None)) == "row_id"
+    assert feature_store.entity_key(Dataset(entity="customer_id")) == "customer_id"
+    assert feature_store.entity_key(Dataset(entity="Customer ID")) == "customer_id"
+
+
+def test_a_parquet_table_with_entity_and_timestamp_is_read_in_place(tmp_path: Path) -> None:
+    store = _store(tmp_path, events())
+    assert store.in_place and store.created_column is None
+    assert store.timestamp_field == "event_timestamp" and store.entity_key == "customer_id"
+    assert store.source_path() == str(tmp_path / "data" / "events.parquet")
+    assert store.write_source(0, 0, NOW) == tmp_path / "feature_repo" / "data"
+    assert not (store.data_dir() / store.source_file).exists()  # Feast reads the table
+    labels = pd.read_parquet(store.data_dir() / store.LABELS_FILE)
+    assert labels.columns.tolist() == ["customer_id", "event_timestamp", "churned"]
+    pd.testing.assert_series_equal(labels["event_timestamp"], events()["event_timestamp"])
+    assert labels["churned"].tolist() == [0, 1, 0, 1, 0]  # positive_class "yes"
+
+
+@pytest.mark.parametrize("reason", ["timestamps as text", "a column named otherwise"])
+def test_otherwise_a_typed_copy_is_written(tmp_path: Path, reason: str) -> None:
+    table, schema = events(), EVENTS_SCHEMA
+    if reason == "timestamps as text":
+        table = table.assign(event_timestamp=table["event_timestamp"].astype(str))
+    else:
+        table = table.rename(columns={"tenure": "tenure months"})
+        schema = schema.replace("name: tenure\n", "name: tenure\n    column: tenure months\n")
+    store = _store(tmp_path, table, schema)
+    assert not store.in_place and store.created_column == "created"
+    store.write_source(0, 0, NOW)
+    assert store.source_path() == str(store.data_dir() / "customer_features.parquet")
+    copy = pd.read_parquet(store.source_path())
+    expected = ["customer_id", "tenure", "island", "plan", "event_timestamp", "created"]
+    assert copy.columns.tolist() == expected
+    kinds = {name: copy[name].dtype.kind for name in ("tenure", "island", "plan")}
+    assert kinds == {"tenure": "f", "island": "O", "plan": "i"}  # as the Feast fields say
+    assert copy["island"].tolist() == ["Biscoe", "Dream", None, "Mars", "Biscoe"]  # raw text
+    assert (copy["created"] == pd.Timestamp(NOW)).all()
+
+
+def test_the_demo_source_has_history_and_later_labels(tmp_path: Path) -> None:
+    store = _store(tmp_path, None, DEMO_SCHEMA)
+    assert not store.in_place and store.ttl.days == 30
+    store.write_source(50, 3, NOW)
+    features = pd.read_parquet(store.data_dir() / store.source_file)
+    labels = pd.read_parquet(store.data_dir() / store.LABELS_FILE)
+    assert features["customer_id"].tolist() == labels["customer_id"].tolist() == list(range(50))
+    age = pd.Timestamp(NOW) - features["event_timestamp"]
+    assert age.min() > store.LABEL_DELAY and age.max() < pd.Timedelta(days=store.HISTORY_DAYS)
+    delay = labels["event_timestamp"] - features["event_timestamp"]
+    assert (delay == store.LABEL_DELAY).all()
+    assert labels["churned"].tolist() == [index % 2 for index in range(50)]
+    assert features["plan"].dtype == np.int64 and set(features["plan"]) <= {0, 1, 2}
+
+
+def test_the_demo_needs_a_generator(tmp_path: Path) -> None:
+    store = feature_store.SchemaFeatureStore(write_repo(tmp_path, None, DEMO_SCHEMA), tmp_path)
+    with pytest.raises(DataError, match=r"no dataset\.source: set it to the training table"):
+        store.write_source(50, 3, NOW)
+
+
+@pytest.mark.parametrize(
+    ("schema_change", "columns", "message"),
+    [
+        (
+            None,
+            {"event_timestamp": pd.Timestamp("2026-01-01", tz="UTC")},
+            "2 rows repeat an (customer_id, event_timestamp) pair of an earlier row",
+        ),
+        (
+            ("timestamp: event_timestamp", "timestamp: null"),
+            {},
+            "entity column 'customer_id' repeats values but features.yaml names no timestamp",
+        ),
+        (  # a copy (timestamps as text) is checked as it is written
+            None,
+            {
+                "tenure": [1.0, 400.0, 3.0, 4.0, 5.0],
+                "event_timestamp": [f"2026-01-0{day}" for day in range(1, 6)],
+            },
+            "data/events.parquet: ",
+        ),
+    ],
+)
+def test_a_table_feast_cannot_hold_is_one_line_and_nothing_is_written(
+    tmp_path: Path,
+    schema_change: tuple[str, str] | None,
+    columns: dict[str, object],
+    message: str,
+) -> None:
+    schema = EVENTS_SCHEMA.replace(*schema_change) if schema_change else EVENTS_SCHEMA
+    store = _store(tmp_path, events(**columns), schema)
+    with pytest.raises(DataError) as refused:
+        store.write_source(0, 0, NOW)
+    assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
+    assert not store.data_dir().exists()
+
+
+def test_the_feature_repository_follows_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path, events())
+    assert store.repo_dir() == tmp_path / "feature_repo"
+    monkeypatch.setenv(feature_store.REPO_ENV, str(tmp_path / "copy"))
+    assert store.data_dir() == (tmp_path / "copy" / "data").resolve()
+    view = "customer_features"
+    assert store.feature_refs() == [f"{view}:tenure", f"{view}:island", f"{view}:plan"]

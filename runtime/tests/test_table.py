@@ -64,3 +64,17 @@ def test_format_from_the_name() -> None:
     assert table_format("https://host/penguins.csv.gz?x=1") == "csv"
     with pytest.raises(TableError, match="must be one of parquet, csv"):
         table_format("x.csv", "json")
+
+
+def test_a_missing_relative_path_names_the_folder_it_is_relative_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TableError) as relative:
+        read_table("data/none.csv")
+    assert str(relative.value) == (
+        f"data/none.csv: no such file; check the path (relative to {tmp_path})"
+    )
+    with pytest.raises(TableError) as absolute:
+        read_table(tmp_path / "none.csv")
+    assert str(absolute.value) == f"{tmp_path / 'none.csv'}: no such file; check the path"

@@ -1,4 +1,5 @@
-"""mlgen_runtime.testing: isolated stores, and schemathesis fuzzing of a real app."""
+"""mlgen_runtime.testing: isolated stores, the trained-model record, and schemathesis
+fuzzing of a real app."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ from fastapi.responses import JSONResponse
 from serving_support import SCHEMA, model_file, write_model
 
 from mlgen_runtime.serving import create_app
-from mlgen_runtime.testing import fuzz_app, isolated_stores
+from mlgen_runtime.testing import TrainedModel, fuzz_app, isolated_stores
 
 pytest.importorskip("schemathesis")  # the ``test`` extra
+
+
+def test_a_trained_model_names_its_exported_artifact(tmp_path: Path) -> None:
+    model = object()
+    trained = TrainedModel(model, {"artifact": "model.onnx"}, tmp_path)
+    assert trained.artifact == tmp_path / "model.onnx"
+    assert tuple(trained) == (model, {"artifact": "model.onnx"}, tmp_path)  # unpacks
 
 
 def test_isolated_stores_copy_the_feature_repo_and_restore_the_environment(

@@ -120,7 +120,9 @@ def read_table(source: str | os.PathLike[str], format: str | None = None) -> pa.
     import pyarrow.fs as pafs
 
     if info.type == pafs.FileType.NotFound:
-        raise TableError(f"{source}: no such file; check the path (relative to {Path.cwd()})")
+        relative = not _is_url(str(source)) and not Path(source).expanduser().is_absolute()
+        where = f" (relative to {Path.cwd()})" if relative else ""
+        raise TableError(f"{source}: no such file; check the path{where}")
     if info.type == pafs.FileType.File and info.size == 0:
         raise TableError(f"{source}: the file is empty; give a {found} file with a header row")
     try:

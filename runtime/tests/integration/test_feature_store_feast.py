@@ -4,6 +4,7 @@ materialized and read online."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import LOCAL_CONFIG as CONFIG
+from schema_support import EVENTS_SCHEMA, events, write_repo
 
 from mlgen_runtime import feature_store
+from mlgen_runtime.dataset import training_set
 from mlgen_runtime.schema import Feature
 
 FEATURES = (
@@ -112,3 +115,77 @@ def test_materialize_then_read_online(applied: object) -> None:
     online = feature_store.online_features(applied, REFS, "driver_id", [2, 1, 99])
     assert online["speed"][:2] == pytest.approx([40.0, 20.0]) and online["speed"][2] is None
     assert online["shift"] == [0, 1, None]  # 99 is unknown to the store
+
+
+SCHEMA_DEFINITIONS = """\
+from pathlib import Path
+
+from feast import Entity, FeatureView, Field, FileSource, ValueType
+from mlgen_runtime.feature_store import SchemaFeatureStore, field_dtype
+from mlgen_runtime.schema import load_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+FEAST = SchemaFeatureStore(load_schema(ROOT / "features.yaml"), ROOT)
+entity = Entity(
+    name=FEAST.entity_name, join_keys=[FEAST.entity_key], value_type=ValueType.INT64
+)
+view = FeatureView(
+    name=FEAST.feature_view,
+    entities=[entity],
+    ttl=FEAST.ttl,
+    schema=[Field(name=f.name, dtype=field_dtype(f)) for f in FEAST.schema.features],
+    online=True,
+    source=FileSource(
+        name="events",
+        path=FEAST.source_path(),
+        timestamp_field=FEAST.timestamp_field,
+        created_timestamp_column=FEAST.created_column or "",
+    ),
+)
+"""
+
+
+@pytest.fixture(scope="module", params=["parquet", "csv"], ids=["in place", "a copy"])
+def schema_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> feature_store.SchemaFeatureStore:
+    """A repository whose ``features.yaml`` names the events table (text levels, nulls, an
+    unknown level): Parquet is read in place, CSV through the written copy. Its source
+    written and its definitions applied."""
+    assert feature_store.REPO_ENV not in os.environ
+    root = tmp_path_factory.mktemp("schema_repo")
+    (root / "feature_repo").mkdir()
+    (root / "feature_repo" / "feature_store.yaml").write_text(CONFIG, encoding="utf-8")
+    (root / "feature_repo" / "definitions.py").write_text(SCHEMA_DEFINITIONS, encoding="utf-8")
+    schema = EVENTS_SCHEMA.replace("parquet", request.param)  # the source and its format
+    store = feature_store.SchemaFeatureStore(write_repo(root, events(), schema), root)
+    assert store.in_place == (request.param == "parquet")
+    store.write_source(0, 0)
+    store.apply()
+    return store
+
+
+def _sorted_rows(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Labelled rows in a canonical order (NaN sorts last)."""
+    rows = np.column_stack([X.astype(np.float64), y])
+    return rows[np.lexsort(rows.T[::-1])]
+
+
+def test_the_point_in_time_join_is_the_schemas_training_set(
+    schema_store: feature_store.SchemaFeatureStore,
+) -> None:
+    X, y = schema_store.training_data()
+    np.testing.assert_array_equal(
+        _sorted_rows(X, y), _sorted_rows(*training_set(schema_store.schema, schema_store.root))
+    )
+    assert schema_store.training_cutoff() is not None
+
+
+def test_the_online_store_serves_each_entitys_newest_row(
+    schema_store: feature_store.SchemaFeatureStore,
+) -> None:
+    schema_store.materialize()
+    online = schema_store.online_features(np.array([1, 2, 3, 4]))
+    assert online["tenure"] == [4.0, None, 51.0, None]  # each customer's newest event
+    assert online["island"] == ["Dream", None, "Biscoe", None]
+    assert online["plan"] == [1, 2, 0, None]  # customer 4 is unknown to the store

@@ -2,6 +2,8 @@
 
 * :func:`isolated_stores`: MLflow and the Feast repository in a temporary folder, so a
   suite never touches the repository's ``mlflow.db`` or ``feature_repo/data``;
+* :class:`TrainedModel`: what a suite's session-wide ``trained`` fixture returns (the
+  in-process model, its ``metrics.json`` record, the folder it was exported to);
 * :func:`fuzz_app`: property-based fuzzing of an ASGI app from its own OpenAPI schema
   with schemathesis: every answer must be a non-5xx with a documented status code,
   content type and body schema. It returns a :class:`FuzzReport` of what was answered;
@@ -31,9 +33,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["FuzzReport", "fuzz_app", "isolated_stores"]
+__all__ = ["FuzzReport", "TrainedModel", "fuzz_app", "isolated_stores"]
 
 _STORE_VARIABLES = (
     "MLFLOW_TRACKING_URI",
@@ -41,6 +43,24 @@ _STORE_VARIABLES = (
     "MLFLOW_DISABLE_TELEMETRY",
     "MLGEN_PROFILE",
 )
+
+
+class TrainedModel(NamedTuple):
+    """The outputs of one training run: ``(model, record, out_dir)``.
+
+    ``model`` is the in-process model, ``record`` what the run wrote to ``metrics.json``
+    (its ``artifact`` key names the exported file) and ``out_dir`` the folder it was
+    exported to.
+    """
+
+    model: Any
+    record: dict[str, Any]
+    out_dir: Path
+
+    @property
+    def artifact(self) -> Path:
+        """The exported model (a file or a folder, per export format)."""
+        return self.out_dir / str(self.record["artifact"])
 
 
 @contextmanager
