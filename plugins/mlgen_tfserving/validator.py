@@ -400,9 +400,11 @@ def validate_saved_model(
                 f"{difference:.2e} (tolerance {TOLERANCE:.0e})"
             ], ""
         detail = f", equal to the in-process model's (|diff| {difference:.1e})"
+    numbers = len(signature.inputs) - len(strings)
+    kinds = f"{len(strings)} string, {numbers} float32" if strings else "float32"
     summary = (
         f"{directory.parent.name}/{directory.name}: MetaGraph {SERVE_TAG!r}, {SIGNATURE} "
-        f"takes the {len(signature.inputs)} raw features ([batch] each) and returns "
+        f"takes the {len(signature.inputs)} features ({kinds} [batch]) and returns "
         f"{', '.join(sorted(signature.outputs))}; the client's REST body feeds it{detail}"
     )
     return [], summary
