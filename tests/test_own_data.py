@@ -63,6 +63,7 @@ CASES = [
         ("breast-cancer", "fastapi", "xgboost"),
         ("breast-cancer", "torchserve", "pytorch"),
         ("breast-cancer", "tfserving", "tensorflow"),
+        ("penguins", "tfserving", "tensorflow"),
         ("breast-cancer", "triton", "sklearn"),
     ]
 ]

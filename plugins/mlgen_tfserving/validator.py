@@ -23,8 +23,9 @@ Each prints one line per problem and a last line ``ok: ...`` (exit 0) or ``FAILE
   values, and (with ``--dockerfile``) that the server command names these files, ports and
   metrics path.
 * ``savedmodel`` reads a SavedModel the way TF Serving does (the MetaGraph tagged
-  ``serve`` and its ``serving_default`` SignatureDef: one float32 ``[batch]`` input per
-  feature of ``PKG.features``, a float32 ``probability`` output), reloads it with
+  ``serve`` and its ``serving_default`` SignatureDef: one ``[batch]`` input per feature
+  of ``PKG.features``, DT_STRING for a category with string levels and DT_FLOAT for the
+  others, a float32 ``probability`` output), reloads it with
   ``tf.saved_model.load``, checks the REST body ``PKG.serving.client`` builds against the
   signature, and calls the signature with it.
 * ``train`` fits a small model with ``PKG.modeling``, exports it into a temporary folder,
@@ -263,7 +264,9 @@ def saved_model_dir(path: Path, model_name: str | None = None) -> Path:
     return versions[-1][1]
 
 
-def signature_def_problems(directory: Path, feature_names: Sequence[str]) -> tuple[list[str], Any]:
+def signature_def_problems(
+    directory: Path, feature_names: Sequence[str], strings: Iterable[str] = ()
+) -> tuple[list[str], Any]:
     """Read ``saved_model.pb`` like TF Serving: the ``serve`` MetaGraph's SignatureDef."""
     saved_model_pb2 = _import("tensorflow.core.protobuf.saved_model_pb2", "install tensorflow")
     types_pb2 = _import("tensorflow.core.framework.types_pb2", "install tensorflow")
@@ -286,12 +289,14 @@ def signature_def_problems(directory: Path, feature_names: Sequence[str]) -> tup
         problems.append(
             f"{SIGNATURE} inputs are {sorted(inputs)}, the features are {sorted(feature_names)}"
         )
+    strings = set(strings)
     for name, info in sorted(inputs.items()):
         dims = [dim.size for dim in info.tensor_shape.dim]
-        if info.dtype != types_pb2.DT_FLOAT or info.tensor_shape.unknown_rank or dims != [-1]:
+        dtype = types_pb2.DT_STRING if name in strings else types_pb2.DT_FLOAT
+        if info.dtype != dtype or info.tensor_shape.unknown_rank or dims != [-1]:
             problems.append(
                 f"{SIGNATURE} input {name!r} is {types_pb2.DataType.Name(info.dtype)} {dims}, "
-                "expected DT_FLOAT [-1] (one value per example)"
+                f"expected {types_pb2.DataType.Name(dtype)} [-1] (one value per example)"
             )
     outputs = dict(signature.outputs)
     if PROBABILITY not in outputs:
@@ -301,8 +306,10 @@ def signature_def_problems(directory: Path, feature_names: Sequence[str]) -> tup
     return problems, signature
 
 
-def rest_body_problems(body: Any, signature: Any) -> list[str]:
-    """Problems of a REST ``:predict`` body (row format) against a SignatureDef."""
+def rest_body_problems(body: Any, signature: Any, strings: Iterable[str] = ()) -> list[str]:
+    """Problems of a REST ``:predict`` body (row format) against a SignatureDef: a string
+    for the ``strings`` inputs, a number (NaN: a null, which the signature imputes) for
+    the others, as TF Serving decodes JSON."""
     if not isinstance(body, Mapping):
         return ["the request body is not a JSON object"]
     problems = []
@@ -315,26 +322,35 @@ def rest_body_problems(body: Any, signature: Any) -> list[str]:
     if not isinstance(instances, list) or not instances:
         return [*problems, "instances must be a non-empty list"]
     names = sorted(signature.inputs)
+    strings = set(strings)
     for index, instance in enumerate(instances):
         if not isinstance(instance, Mapping) or sorted(instance) != names:
             keys = sorted(instance) if isinstance(instance, Mapping) else type(instance).__name__
             problems.append(f"instance {index} has {keys}, the signature's inputs are {names}")
             continue
         for name, value in instance.items():
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if name in strings:
+                if not isinstance(value, str):
+                    problems.append(f"instance {index}: {name} is {value!r}, not a string")
+            elif isinstance(value, bool) or not isinstance(value, int | float):
                 problems.append(f"instance {index}: {name} is {value!r}, not a number")
-            elif not math.isfinite(value):
+            elif math.isinf(value):
                 problems.append(f"instance {index}: {name} is not finite")
     return problems
 
 
-def call_signature(directory: Path, body: Mapping[str, Any]) -> Any:
+def call_signature(directory: Path, body: Mapping[str, Any], strings: Iterable[str] = ()) -> Any:
     """Reload with ``tf.saved_model.load`` and call the signature with the body's columns."""
     tf = _import("tensorflow", "install tensorflow")
     loaded = tf.saved_model.load(str(directory), tags=[SERVE_TAG])
     function = loaded.signatures[SIGNATURE]
+    strings = set(strings)
     columns = {
-        name: tf.constant([float(instance[name]) for instance in body["instances"]], tf.float32)
+        name: (
+            tf.constant([str(instance[name]) for instance in body["instances"]], tf.string)
+            if name in strings
+            else tf.constant([float(instance[name]) for instance in body["instances"]], tf.float32)
+        )
         for name in body["instances"][0]
     }
     outputs = function(**columns)
@@ -351,21 +367,22 @@ def _package_parts(package: str) -> tuple[Any, Any, Callable[[list[Mapping[str, 
 def validate_saved_model(
     path: Path, package: str, expected: Callable[[Any], Any] | None = None
 ) -> tuple[list[str], str]:
-    features, _, predict_request = _package_parts(package)
+    features, modeling, predict_request = _package_parts(package)
+    strings = sorted(getattr(modeling, "STRING_FEATURES", ()))
     model_name = importlib.import_module(package).MODEL_NAME
     try:
         directory = saved_model_dir(path, model_name)
     except FileNotFoundError as error:
         return [str(error)], ""
-    problems, signature = signature_def_problems(directory, features.FEATURE_NAMES)
+    problems, signature = signature_def_problems(directory, features.FEATURE_NAMES, strings)
     if signature is None or problems:
         return problems, ""
     rows = _sample_rows(features)
     body = predict_request(rows)
-    problems = rest_body_problems(body, signature)
+    problems = rest_body_problems(body, signature, strings)
     if problems:
         return [f"REST body built by {package}.serving.client: {p}" for p in problems], ""
-    probabilities = call_signature(directory, body)
+    probabilities = call_signature(directory, body, strings)
     if (
         probabilities.shape != (len(rows),)
         or not ((probabilities >= 0) & (probabilities <= 1)).all()
@@ -383,19 +400,27 @@ def validate_saved_model(
                 f"{difference:.2e} (tolerance {TOLERANCE:.0e})"
             ], ""
         detail = f", equal to the in-process model's (|diff| {difference:.1e})"
+    numbers = len(signature.inputs) - len(strings)
+    kinds = f"{len(strings)} string, {numbers} float32" if strings else "float32"
     summary = (
         f"{directory.parent.name}/{directory.name}: MetaGraph {SERVE_TAG!r}, {SIGNATURE} "
-        f"takes the {len(signature.inputs)} features (float32 [batch]) and returns "
+        f"takes the {len(signature.inputs)} features ({kinds} [batch]) and returns "
         f"{', '.join(sorted(signature.outputs))}; the client's REST body feeds it{detail}"
     )
     return [], summary
 
 
-def _sample_rows(features: Any) -> list[Mapping[str, float]]:
-    """The example row and a few in-range variations of it."""
+def _sample_rows(features: Any) -> list[Mapping[str, Any]]:
+    """The example row, a few in-range variations of it and (when the schema has nullable
+    features) the example with every nullable feature null."""
     base = dict(features.example_row())
-    rows: list[Mapping[str, float]] = [base]
+    rows: list[Mapping[str, Any]] = [base]
+    nullable = [f.name for f in features.FEATURES if getattr(f, "nullable", False)]
+    if nullable:
+        rows.append({**base, **dict.fromkeys(nullable)})
     for step, feature in enumerate(features.FEATURES[:3], start=1):
+        if getattr(feature, "string_levels", False):  # levels, no range
+            continue
         value = feature.minimum + (feature.maximum - feature.minimum) * step / 4
         if feature.kind == "categorical":
             value = float(round(value))

@@ -5,11 +5,13 @@ in TF Serving repositories' suites where its binary is on PATH)."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from http_support import JsonHandler, loopback_server
+from raw_support import SCHEMA as RAW_SCHEMA
 from serving_support import SCHEMA
 
 from mlgen_runtime import process
@@ -31,6 +33,42 @@ def test_predict_request_is_tf_servings_row_format() -> None:
     assert [list(instance) for instance in body["instances"]] == [list(SCHEMA.names)] * 2
     assert body["instances"][1]["tenure_months"] == 3.0
     json.dumps(body, allow_nan=False)
+
+
+def test_predict_request_sends_raw_rows_with_nulls_as_tf_serving_decodes_them() -> None:
+    """String levels as strings; a null as "" (a string category) or NaN (a number), since
+    TF Serving decodes no JSON null; the signature imputes both."""
+    rows = [
+        RAW_SCHEMA.example_row(),
+        {"island": "Atlantis", "sex": "female", "bill_length_mm": 41, "flipper_length_mm": 180,
+         "tagged": False},
+    ]  # fmt: skip
+    instances = predict_request(rows, RAW_SCHEMA)["instances"]
+    first, second = instances
+    assert first["island"] == "Torgersen" and first["sex"] == ""
+    assert math.isnan(first["bill_length_mm"]) and first["tagged"] == 1.0
+    assert second == {
+        "island": "Atlantis",  # unknown: other, mapped by the signature
+        "sex": "female",
+        "bill_length_mm": 41.0,
+        "flipper_length_mm": 180.0,
+        "tagged": 0.0,
+    }
+    assert "NaN" in json.dumps(instances)  # the literal TF Serving's REST API accepts
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sex": "unknown"}, "sex"),  # unknown: reject
+        ({"flipper_length_mm": None}, "flipper_length_mm"),  # not nullable
+    ],
+)
+def test_predict_request_refuses_raw_rows_the_schema_refuses(
+    change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        predict_request([{**RAW_SCHEMA.example_row(), **change}], RAW_SCHEMA)
 
 
 @pytest.mark.parametrize(

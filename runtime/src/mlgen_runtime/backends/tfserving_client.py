@@ -11,9 +11,12 @@ schema (:class:`~mlgen_runtime.schema.FeatureSchema`)::
 Requests go to TF Serving's own endpoints:
 
 * ``POST /v1/models/<name>[/versions/N]:predict`` with
-  ``{"signature_name": "serving_default", "instances": [{<feature>: <number>, ...}]}``: one
+  ``{"signature_name": "serving_default", "instances": [{<feature>: <value>, ...}]}``: one
   object per example, keyed by the schema's feature names (the SavedModel's signature has
-  one input per feature). The answer is ``{"predictions": [{"probability": p, "label": l},
+  one input per feature): a number, or a string category's level as a string. TF
+  Serving decodes no JSON ``null``, so a null is sent as ``""`` for a string category and
+  as ``NaN`` (a literal TF Serving's REST API accepts) for a number; the signature
+  imputes both as training did. The answer is ``{"predictions": [{"probability": p, "label": l},
   ...]}``, in request order.
 * ``GET /v1/models/<name>``: the versions and their state (``AVAILABLE``, ``LOADING``,
   ...). It answers 200 while a version is still loading.
@@ -82,19 +85,32 @@ def model_path(model_name: str, version: int | None = None) -> str:
     return path if version is None else f"{path}/versions/{int(version)}"
 
 
-def predict_request(rows: Sequence[Mapping[str, float]], schema: FeatureSchema) -> dict[str, Any]:
-    """The ``:predict`` body for ``rows`` (TF Serving's row format, the inputs named as the
-    ``schema``'s features).
+def predict_request(rows: Sequence[Mapping[str, Any]], schema: FeatureSchema) -> dict[str, Any]:
+    """The ``:predict`` body for raw ``rows`` (TF Serving's row format, the inputs named as
+    the ``schema``'s features; strings for string categories, nulls as ``""`` or NaN).
 
     Raises:
-        ValueError: a row lacks a feature, has an unknown one, or a value out of its
-            range (checked here, before anything is sent; the server checks types only).
+        ValueError: a row lacks a feature, has an unknown one, a null where the schema
+            allows none, a value out of its range or, under ``unknown: reject``, a
+            string that is no level (checked here, before anything is sent; the server
+            checks types only).
     """
     if not rows:
         raise ValueError("at least one row is needed")
-    schema.to_matrix(rows)  # validates names, finiteness and ranges
-    instances = [{name: float(row[name]) for name in schema.names} for row in rows]
+    schema.to_matrix(rows)  # validates names, nulls, levels and ranges
+    instances = [
+        {feature.name: _instance_value(feature, row[feature.name]) for feature in schema.features}
+        for row in rows
+    ]
     return {"signature_name": SIGNATURE_NAME, "instances": instances}
+
+
+def _instance_value(feature: Any, value: Any) -> str | float:
+    """A raw value as the signature's input takes it (a null as ``""`` or NaN)."""
+    null = value is None or (isinstance(value, float) and math.isnan(value))
+    if feature.string_levels:
+        return "" if null else str(value)
+    return math.nan if null else float(value)
 
 
 def parse_predictions(body: Any, count: int) -> list[Prediction]:

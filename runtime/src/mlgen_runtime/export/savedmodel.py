@@ -7,6 +7,17 @@ atomically (:func:`save`), resolves a path the way TF Serving picks a version
 (:func:`serving_signature`) and decodes REST ``instances`` into the signature's tensors
 (:func:`signature_inputs`).
 
+Raw rows: for a schema with string categories or nullable features the signature takes
+one input per feature, ``tf.string`` for a string category (``""`` is a null) and
+``float32`` for a number (NaN is a null; TF Serving's REST API accepts the ``NaN``
+literal), and encodes them in the graph as training did
+(:class:`~mlgen_runtime.export.preprocessing.Preprocessing`): a ``tf.lookup`` table over
+the stored levels (an unknown value maps to the ``other`` level under ``unknown: other``,
+else NaN), nulls replaced by the values training computed (:func:`encoding_tables`,
+:func:`encode`). The steps are also stored beside the graph, in the version's
+``assets.extra`` folder, which TF Serving ignores (:func:`read_preprocessing`). A schema
+of non-nullable numbers gets the same float32 inputs as before and no table.
+
 TensorFlow is not an extra of the runtime: it comes from the repository's own
 dependencies and is imported (quietly) inside the functions that need it.
 """
@@ -15,15 +26,18 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlgen_runtime.export import replaced_atomically
+from mlgen_runtime.export.preprocessing import NULL_STRING, Column, Preprocessing
 
 SIGNATURE_NAME = "serving_default"
 SERVING_TAG = "serve"
 SAVED_MODEL_FILE = "saved_model.pb"
+PREPROCESSING_FILE = Path("assets.extra") / "mlgen-preprocessing.json"
+"""Where :func:`save` stores the preprocessing, inside a version folder."""
 
 
 def tensorflow() -> Any:
@@ -34,21 +48,85 @@ def tensorflow() -> Any:
     return tf
 
 
-def save(module: Any, base: Path, model_name: str, version: int, signature: Any) -> Path:
+def save(
+    module: Any,
+    base: Path,
+    model_name: str,
+    version: int,
+    signature: Any,
+    preprocessing: Preprocessing | None = None,
+) -> Path:
     """Write ``module`` as ``base/<model_name>/<version>/`` with ``signature`` as default.
 
     The whole ``base`` folder is written beside the old one and swapped in, so a reader
-    never sees half a model (earlier versions in ``base`` are replaced). Returns ``base``.
+    never sees half a model (earlier versions in ``base`` are replaced). ``preprocessing``
+    (the steps ``signature`` applies) is stored in :data:`PREPROCESSING_FILE`. Returns
+    ``base``.
     """
     tf = tensorflow()
     base = Path(base)
     with replaced_atomically(base) as partial:
-        tf.saved_model.save(
-            module,
-            str(partial / model_name / str(int(version))),
-            signatures={SIGNATURE_NAME: signature},
-        )
+        folder = partial / model_name / str(int(version))
+        tf.saved_model.save(module, str(folder), signatures={SIGNATURE_NAME: signature})
+        if preprocessing is not None:
+            (folder / PREPROCESSING_FILE).parent.mkdir(parents=True, exist_ok=True)
+            (folder / PREPROCESSING_FILE).write_text(preprocessing.to_json(), encoding="utf-8")
     return base
+
+
+def read_preprocessing(directory: Path) -> Preprocessing | None:
+    """The preprocessing :func:`save` stored in a SavedModel folder (``None``: none)."""
+    path = Path(directory) / PREPROCESSING_FILE
+    if not path.is_file():
+        return None
+    return Preprocessing.from_json(path.read_text(encoding="utf-8"))
+
+
+def input_specs(columns: Sequence[Column]) -> list[Any]:
+    """The signature's inputs: one ``[None]`` tensor per column, named after it,
+    ``tf.string`` for a string category and ``float32`` otherwise."""
+    tf = tensorflow()
+    return [
+        tf.TensorSpec([None], tf.string if column.is_string else tf.float32, name=column.name)
+        for column in columns
+    ]
+
+
+def encoding_tables(columns: Sequence[Column]) -> dict[str, Any]:
+    """A ``tf.lookup.StaticHashTable`` per string category: level -> code, the null
+    string -> the imputed code (when nullable), anything else -> the ``other`` code (or
+    NaN). Keep them on the exported ``tf.Module`` so they are saved with it."""
+    tf = tensorflow()
+    tables = {}
+    for column in columns:
+        if column.levels is None:
+            continue
+        keys = list(column.levels)
+        values = [float(code) for code in range(len(keys))]
+        if column.fill is not None:
+            keys.append(NULL_STRING)
+            values.append(column.fill)
+        initializer = tf.lookup.KeyValueTensorInitializer(
+            tf.constant(keys, tf.string), tf.constant(values, tf.float32)
+        )
+        default = math.nan if column.other is None else float(column.other)
+        tables[column.name] = tf.lookup.StaticHashTable(initializer, default_value=default)
+    return tables
+
+
+def encode(columns: Sequence[Column], tables: Mapping[str, Any], inputs: Mapping[str, Any]) -> Any:
+    """The model's ``float32 [batch, len(columns)]`` matrix of the raw ``inputs`` (name ->
+    ``[batch]`` tensor), in the graph: what :meth:`Preprocessing.encode` computes."""
+    tf = tensorflow()
+    encoded = []
+    for column in columns:
+        value = inputs[column.name]
+        if column.levels is not None:
+            value = tables[column.name].lookup(value)
+        elif column.fill is not None:
+            value = tf.where(tf.math.is_nan(value), tf.constant(column.fill, tf.float32), value)
+        encoded.append(value)
+    return tf.stack(encoded, axis=1)
 
 
 def saved_model_dir(path: Path, model_name: str) -> Path:
@@ -77,10 +155,13 @@ def saved_model_dir(path: Path, model_name: str) -> Path:
     return versions[-1][1]
 
 
-def serving_signature(loaded: Any, feature_names: Sequence[str], output: str) -> Any:
+def serving_signature(
+    loaded: Any, feature_names: Sequence[str], output: str, strings: Collection[str] = ()
+) -> Any:
     """The ``serving_default`` function of a loaded SavedModel, checked against the schema.
 
-    The inputs must be exactly ``feature_names``, each float32 of shape ``[batch]``, and
+    The inputs must be exactly ``feature_names``, each of shape ``[batch]``, ``tf.string``
+    for the names in ``strings`` (string categories) and float32 for the others, and
     ``output`` a float32 output.
 
     Raises:
@@ -101,18 +182,25 @@ def serving_signature(loaded: Any, feature_names: Sequence[str], output: str) ->
             f"{sorted(feature_names)}: retrain"
         )
     for name, spec in inputs.items():
-        if spec.dtype != tf.float32 or spec.shape.as_list() != [None]:
-            raise ValueError(f"input {name!r} is {spec}, expected float32 of shape [None]")
+        dtype = tf.string if name in strings else tf.float32
+        if spec.dtype != dtype or spec.shape.as_list() != [None]:
+            raise ValueError(f"input {name!r} is {spec}, expected {dtype.name} of shape [None]")
     outputs = function.structured_outputs
     if output not in outputs or outputs[output].dtype != tf.float32:
         raise ValueError(f"no float32 {output!r} output (outputs: {sorted(outputs)})")
     return function
 
 
-def check_instances(instances: Any, feature_names: Sequence[str]) -> None:
+def check_instances(
+    instances: Any,
+    feature_names: Sequence[str],
+    strings: Collection[str] = (),
+    nullable: Collection[str] = (),
+) -> None:
     """Check REST ``instances`` (row format) as TF Serving decodes them for the signature.
 
-    Every instance must hold exactly the feature names, each a finite number.
+    Every instance must hold exactly the feature names: a string for the names in
+    ``strings``, else a finite number (NaN, a null, too for the names in ``nullable``).
 
     Raises:
         ValueError: naming the first instance and feature that do not fit.
@@ -125,21 +213,51 @@ def check_instances(instances: Any, feature_names: Sequence[str]) -> None:
             found = sorted(instance) if isinstance(instance, Mapping) else instance
             raise ValueError(f"instance {index} has {found}, the inputs are {expected}")
         for name, value in instance.items():
+            if name in strings:
+                if not isinstance(value, str):
+                    raise ValueError(
+                        f"instance {index}: {name} must be a string ({NULL_STRING!r} for a "
+                        f"null), got {value!r}"
+                    )
+                continue
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise ValueError(f"instance {index}: {name} must be a number, got {value!r}")
-            if not math.isfinite(value):
+            if not math.isfinite(value) and not (name in nullable and math.isnan(value)):
                 raise ValueError(f"instance {index}: {name} must be finite, got {value}")
 
 
-def signature_inputs(instances: Any, feature_names: Sequence[str]) -> dict[str, Any]:
-    """The signature's input tensors (float32 ``[batch]`` each) for REST ``instances``.
+def signature_inputs(
+    instances: Any,
+    feature_names: Sequence[str],
+    strings: Collection[str] = (),
+    nullable: Collection[str] = (),
+) -> dict[str, Any]:
+    """The signature's input tensors (``[batch]`` each: ``tf.string`` for ``strings``,
+    float32 for the others) for REST ``instances``, as TF Serving decodes them.
 
     Raises:
         ValueError: the instances do not fit (see :func:`check_instances`).
     """
-    check_instances(instances, feature_names)
+    check_instances(instances, feature_names, strings, nullable)
     tf = tensorflow()
     return {
-        name: tf.constant([float(instance[name]) for instance in instances], tf.float32)
+        name: (
+            tf.constant([str(instance[name]) for instance in instances], tf.string)
+            if name in strings
+            else tf.constant([float(instance[name]) for instance in instances], tf.float32)
+        )
         for name in feature_names
+    }
+
+
+def feeds(preprocessing: Preprocessing, data: Any) -> dict[str, Any]:
+    """The signature's input tensors for ``data`` (the coded matrix, columns by name or
+    rows as mappings), as :meth:`Preprocessing.feeds` makes them, ``[batch]`` each."""
+    tf = tensorflow()
+    return {
+        name: tf.constant(
+            values.reshape(-1).tolist() if values.dtype == object else values.reshape(-1),
+            tf.string if values.dtype == object else tf.float32,
+        )
+        for name, values in preprocessing.feeds(data).items()
     }
