@@ -17,6 +17,11 @@ environment:
 ``""`` is a null string, NaN a null number) and the served probabilities equal the
 in-process model's (|diff| < 1e-5), for the raw rows of :mod:`tests.test_raw_rows` (an
 unknown island, nulls) and a batch of 64 rows of the table.
+
+Not on the local tritonserver: its python-backend stub (the only backend of the
+pytriton build) cannot read string tensors with numpy 2 (every byte comes out as the
+first one), so the twin answers such a request with an error saying so, and the equality
+is a strict xfail there: it fails, asking for this to change, once the stub reads them.
 """
 
 from __future__ import annotations
@@ -178,12 +183,42 @@ def test_metadata_names_one_input_per_feature(served: dict[str, Any]) -> None:
 @pytest.mark.parametrize("binary_data", [False, True], ids=["json", "binary"])
 @pytest.mark.parametrize("count", [1, len(ROWS), BATCH])
 def test_bytes_inputs_equal_the_in_process_prediction(
-    served: dict[str, Any], count: int, binary_data: bool
+    served: dict[str, Any], count: int, binary_data: bool, request: pytest.FixtureRequest
 ) -> None:
+    from tritonclient.utils import InferenceServerException
+
+    if served["backend"] == "triton":
+        request.applymarker(
+            pytest.mark.xfail(
+                raises=InferenceServerException,
+                strict=True,
+                reason="the pytriton python-backend stub cannot read BYTES with numpy 2",
+            )
+        )
+    result = infer(served, served["rows"][:count], binary_data)
+    probabilities = result.as_numpy("probabilities")
+    assert probabilities is not None and probabilities.shape == (count, 2)
+    expected = np.asarray(served["in_process"][:count])
+    diff = float(np.max(np.abs(probabilities[:, 1].astype(np.float64) - expected)))
+    assert diff < TOLERANCE, (served["backend"], diff)
+
+
+@pytest.mark.slow
+def test_the_local_triton_twin_says_why_it_cannot_read_strings(served: dict[str, Any]) -> None:
+    from tritonclient.utils import InferenceServerException
+
+    if served["backend"] != "triton":
+        pytest.skip("only the LOCAL-ONLY python-backend twin has the limitation")
+    with pytest.raises(InferenceServerException, match=r"'island'.*needs numpy < 2"):
+        infer(served, served["rows"][:1], binary_data=True)
+
+
+def infer(served: dict[str, Any], rows: list[dict[str, Any]], binary_data: bool) -> Any:
+    """``tritonclient.http``'s infer of raw ``rows``: one BYTES or FP32 tensor per feature."""
     import tritonclient.http as triton
 
     client = triton.InferenceServerClient(served["url"].removeprefix("http://"))
-    rows = served["rows"][:count]
+    count = len(rows)
     inputs = []
     for feature in SCHEMA["features"]:
         name = feature["name"]
@@ -198,12 +233,7 @@ def test_bytes_inputs_equal_the_in_process_prediction(
     outputs = [triton.InferRequestedOutput("probabilities", binary_data=binary_data)]
     # tritonclient sends JSON without a Content-Type, which KServe reads as binary data
     headers = None if binary_data else {"Content-Type": "application/json"}
-    result = client.infer(PACKAGE, inputs, outputs=outputs, request_id="raw", headers=headers)
-    probabilities = result.as_numpy("probabilities")
-    assert probabilities is not None and probabilities.shape == (count, 2)
-    expected = np.asarray(served["in_process"][:count])
-    diff = float(np.max(np.abs(probabilities[:, 1].astype(np.float64) - expected)))
-    assert diff < TOLERANCE, (served["backend"], diff)
+    return client.infer(PACKAGE, inputs, outputs=outputs, request_id="raw", headers=headers)
 
 
 @pytest.mark.slow
