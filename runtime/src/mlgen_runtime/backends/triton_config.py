@@ -485,12 +485,7 @@ def build_repository(artifact: Path, destination: Path, config_path: Path, rules
 
 def local_config(config: Any) -> Any:
     """The LOCAL-ONLY python-backend twin of ``config``: same name, tensors, batching and
-    warm-up; the python backend, one CPU instance, no ONNX Runtime backend parameters.
-
-    A config with a ``TYPE_STRING`` input loses its warm-up: the python-backend stub of
-    the ``nvidia-pytriton`` build cannot read string tensors with numpy 2 (see
-    :data:`PYTHON_MODEL_SOURCE`), and a failed warm-up would keep the model from loading.
-    """
+    warm-up; the python backend, one CPU instance, no ONNX Runtime backend parameters."""
     pb2 = _pb2()
     local = pb2.ModelConfig()
     local.CopyFrom(config)
@@ -500,8 +495,6 @@ def local_config(config: Any) -> Any:
     local.ClearField("parameters")
     local.ClearField("instance_group")
     local.instance_group.add(count=1, kind=pb2.ModelInstanceGroup.KIND_CPU)
-    if any(tensor.data_type == pb2.TYPE_STRING for tensor in local.input):
-        local.ClearField("model_warmup")
     return local
 
 

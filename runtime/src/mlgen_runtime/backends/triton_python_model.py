@@ -18,12 +18,14 @@ its name.
 Numeric tensors cross the stub boundary through DLPack (``np.from_dlpack`` and
 ``pb_utils.Tensor.from_dlpack``): the stub's numpy conversion (``as_numpy`` and
 ``pb_utils.Tensor(name, array)``) predates numpy 2 and computes wrong sizes with it.
-DLPack has no strings, so a ``TYPE_STRING`` input can only be read with ``as_numpy``
-(an object array of ``bytes``, decoded as UTF-8 for ONNX Runtime), which with numpy 2
-loses the data (the stub builds the byte buffer with a stride of 0: every byte is the
-first one). Under numpy 2 a request with a ``TYPE_STRING`` input is therefore answered
-with an error saying so (:data:`STRINGS_NEED`); the deployed image's ``onnxruntime``
-backend reads such inputs itself.
+DLPack has no strings, so a ``TYPE_STRING`` input is read with ``as_numpy`` (an object
+array of ``bytes``, decoded as UTF-8 for ONNX Runtime). With numpy 2 the stub of the
+``nvidia-pytriton`` 0.5 build cannot read string tensors at all: it builds their byte
+buffer with a stride of 0 (every byte comes out as the first one) and fails in
+``deserialize_bytes_tensor`` while it builds the request's inputs, before
+:meth:`TritonPythonModel.execute` runs, so this twin serves string inputs only in an
+environment with numpy < 2. The deployed image's
+``onnxruntime`` backend reads them itself.
 """
 
 from __future__ import annotations
@@ -38,11 +40,6 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 MODEL_FILENAME = "model.onnx"
-STRINGS_NEED = (
-    "TYPE_STRING input {name!r}: the python-backend stub of this tritonserver cannot read "
-    "string tensors with numpy {version} (it needs numpy < 2); Triton's onnxruntime backend "
-    "(the deployed image) serves this model"
-)
 
 
 def _ignore_consumed_capsules(hook: Any) -> Any:
@@ -61,8 +58,6 @@ def _read(tensor: Any, string: bool) -> np.ndarray:
     """An input tensor as ONNX Runtime takes it: ``float32``, or ``str`` objects."""
     if not string:
         return np.ascontiguousarray(np.from_dlpack(tensor), dtype=np.float32)
-    if int(np.__version__.split(".")[0]) >= 2:
-        raise RuntimeError(STRINGS_NEED.format(name=tensor.name(), version=np.__version__))
     values = tensor.as_numpy()
     decoded = [
         v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values.reshape(-1)
