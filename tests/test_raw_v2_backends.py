@@ -29,10 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,9 +37,10 @@ import numpy as np
 import palmerpenguins
 import pytest
 
-from mlgen.environments import python_in, repo_process_environment, shared_environment
-from tests.rendering import render, slow_tier_backends
-from tests.test_raw_rows import PACKAGE, ROWS, SCHEMA
+from mlgen.environments import shared_environment
+from tests.rendering import slow_tier_backends
+from tests.test_raw_rows import PACKAGE, ROWS, SCHEMA, render_penguins
+from tests.test_v2_backends import driven, post_json
 
 TOLERANCE = 1e-5
 BATCH = 64
@@ -110,53 +107,14 @@ def served(
     """The backend's real server on loopback, serving the penguins model; the driver's facts."""
     backend = request.param
     root = tmp_path_factory.mktemp(f"raw-{backend}")
-    csv = root / "penguins.csv"
-    palmerpenguins.load_penguins().to_csv(csv, index=False)
-    repo = render(
-        template_root,
-        root / "repo",
-        serving_backend=backend,
-        model_name=PACKAGE,
-        data_source=str(csv),
-        label_column="species",
-        positive_class="Adelie",
-        entity_column="",
-        timestamp_column="",
-        feature_schema=SCHEMA,
-    )
+    repo = render_penguins(template_root, root, backend)
     environment = shared_environment(repo)
-    out = root / "out"
-    log = root / "driver.log"
     rows = ROWS + table_rows(BATCH - len(ROWS))
     script = DRIVER.format(package=PACKAGE, serve=SERVERS[backend].format(package=PACKAGE))
-    with log.open("wb") as output:
-        driver = subprocess.Popen(
-            [str(python_in(environment)), "-c", script, str(out), json.dumps(rows)],
-            cwd=repo,
-            env=repo_process_environment(repo, environment, {"MLFLOW_DISABLE_TELEMETRY": "true"}),
-            stdin=subprocess.PIPE,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while not (out / "server.json").is_file():
-                if driver.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"no server:\n{log.read_text(errors='replace')[-4000:]}")
-                time.sleep(0.5)
-            yield {
-                **json.loads((out / "server.json").read_text()),
-                "backend": backend,
-                "rows": rows,
-            }
-        finally:
-            assert driver.stdin is not None
-            driver.stdin.close()  # the driver leaves its server's block: the server stops
-            try:
-                driver.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                driver.kill()
-                driver.wait(timeout=30)
+    arguments = [script, str(root / "out"), json.dumps(rows)]
+    telemetry = {"MLFLOW_DISABLE_TELEMETRY": "true"}
+    with driven(repo, environment, arguments, root / "out", telemetry, READY_TIMEOUT_S) as facts:
+        yield {**facts, "backend": backend, "rows": rows}
 
 
 @pytest.mark.slow
@@ -233,25 +191,18 @@ def test_kserve_refuses_a_level_the_schema_rejects(served: dict[str, Any]) -> No
     (tritonserver runs the graph as it is, which has no refusal: the level becomes NaN)."""
     if served["backend"] != "kserve":
         pytest.skip("tritonserver does not check values beyond the config's datatypes")
+    row = ROWS[1]
     body = {
         "inputs": [
             {
                 "name": feature["name"],
                 "datatype": "BYTES" if feature["name"] in STRINGS else "FP32",
                 "shape": [1],
-                "data": ["unknown" if feature["name"] == "sex" else ROWS[1][feature["name"]]],
+                "data": ["unknown" if feature["name"] == "sex" else row[feature["name"]]],
             }
             for feature in SCHEMA["features"]
         ]
     }
-    request = urllib.request.Request(
-        f"{served['url']}/v2/models/{PACKAGE}/infer",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        opener.open(request, timeout=10)
-    answer = json.loads(refused.value.read())
-    assert refused.value.code == 400, answer
+    status, answer = post_json(f"{served['url']}/v2/models/{PACKAGE}/infer", body)
+    assert status == 400, answer
     assert "'sex'" in answer["error"] and "['female', 'male']" in answer["error"], answer
