@@ -137,9 +137,11 @@ with running_server(artifact) as url:
 """
 
 
-def render_penguins(template_root: Path, root: Path, backend: str) -> Path:
+def render_penguins(
+    template_root: Path, root: Path, backend: str, schema: dict[str, Any] | None = None
+) -> Path:
     """A ``backend`` repository at ``root/repo`` on palmerpenguins' CSV (``root``), from the
-    answers ``mlgen new --data`` passes (:data:`SCHEMA`)."""
+    answers ``mlgen new --data`` passes (``schema``, by default :data:`SCHEMA`)."""
     csv = root / "penguins.csv"
     palmerpenguins.load_penguins().to_csv(csv, index=False)
     return render(
@@ -152,7 +154,7 @@ def render_penguins(template_root: Path, root: Path, backend: str) -> Path:
         positive_class="Adelie",
         entity_column="",
         timestamp_column="",
-        feature_schema=SCHEMA,
+        feature_schema=schema or SCHEMA,
     )
 
 
