@@ -80,7 +80,7 @@ SCHEMA: dict[str, Any] = {
         "sex": "male",
     },
 }
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {  # a string and nulls (the raw row of the acceptance)
         "island": "Torgersen",
         "bill_length_mm": None,
@@ -137,26 +137,34 @@ with running_server(artifact) as url:
 """
 
 
-@pytest.fixture(scope="module")
-def served(
-    tmp_path_factory: pytest.TempPathFactory, template_root: Path
-) -> Iterator[dict[str, Any]]:
-    """The generated penguins service on loopback, with the driver's facts."""
-    root = tmp_path_factory.mktemp("raw-rows")
+def render_penguins(
+    template_root: Path, root: Path, backend: str, schema: dict[str, Any] | None = None
+) -> Path:
+    """A ``backend`` repository at ``root/repo`` on palmerpenguins' CSV (``root``), from the
+    answers ``mlgen new --data`` passes (``schema``, by default :data:`SCHEMA`)."""
     csv = root / "penguins.csv"
     palmerpenguins.load_penguins().to_csv(csv, index=False)
-    repo = render(
+    return render(
         template_root,
         root / "repo",
-        serving_backend="fastapi",
+        serving_backend=backend,
         model_name=PACKAGE,
         data_source=str(csv),
         label_column="species",
         positive_class="Adelie",
         entity_column="",
         timestamp_column="",
-        feature_schema=SCHEMA,
+        feature_schema=schema or SCHEMA,
     )
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, template_root: Path
+) -> Iterator[dict[str, Any]]:
+    """The generated penguins service on loopback, with the driver's facts."""
+    root = tmp_path_factory.mktemp("raw-rows")
+    repo = render_penguins(template_root, root, "fastapi")
     environment = shared_environment(repo)
     out = root / "out"
     log = root / "driver.log"

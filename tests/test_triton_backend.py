@@ -218,3 +218,66 @@ def test_a_broken_config_fails_the_check(
     result = run_triton_check(repo)
     assert not result.ok
     assert reason in result.detail, result.detail
+
+
+# ------------------------------------------------------------------ raw inputs (issue 12)
+def test_a_schema_with_strings_and_nulls_gets_one_input_per_feature(
+    template_root: Path, tmp_path: Path
+) -> None:
+    """The rendered config of the penguins schema (string categories, nullable numbers)
+    declares one TYPE_STRING / TYPE_FP32 [1] input per feature, in schema order, which the
+    repository's rules accept; a retyped input is named, and a matrix rule refuses it."""
+    from mlgen_runtime.backends import triton_config
+    from mlgen_runtime.schema import load_schema
+    from tests.test_raw_rows import SCHEMA
+
+    repo = render(
+        template_root,
+        tmp_path / "repo",
+        serving_backend="triton",
+        data_source="penguins.csv",
+        label_column="species",
+        positive_class="Adelie",
+        entity_column="",
+        timestamp_column="",
+        feature_schema=SCHEMA,
+    )
+    schema = load_schema(next((repo / "src").glob("*/features.yaml")))
+    raw = triton_config.raw_inputs(schema.features)
+    assert raw == (
+        ("island", "TYPE_STRING"),
+        *((name, "TYPE_FP32") for name in schema.names[1:-1]),
+        ("sex", "TYPE_STRING"),
+    )
+    rules = triton_config.Rules(
+        model_name="demo-model",
+        input_name="features",
+        n_features=schema.width,
+        probabilities_output="probabilities",
+        raw_inputs=raw,
+    )
+    text = (repo / CONFIG).read_text(encoding="utf-8")
+    config = triton_config.parse_config(text)
+    assert [tensor.name for tensor in config.input] == list(schema.names)
+    assert triton_config.config_problems(config, rules) == []
+    assert {name for name, _ in raw} == set(config.model_warmup[0].inputs)
+
+    retyped = text.replace("data_type: TYPE_STRING", "data_type: TYPE_FP32", 1)
+    problems = triton_config.config_problems(triton_config.parse_config(retyped), rules)
+    assert "input 'island' is TYPE_FP32: the feature's raw values are TYPE_STRING" in problems
+    matrix = triton_config.Rules("demo-model", "features", schema.width, "probabilities")
+    problems = triton_config.config_problems(config, matrix)
+    assert any("clients send one input, 'features'" in problem for problem in problems)
+
+
+def test_a_numeric_schema_keeps_the_one_matrix_input(template_root: Path, tmp_path: Path) -> None:
+    from mlgen_runtime.backends import triton_config
+    from mlgen_runtime.schema import load_schema
+
+    repo = render(template_root, tmp_path / "repo", serving_backend="triton")
+    schema = load_schema(next((repo / "src").glob("*/features.yaml")))
+    assert triton_config.raw_inputs(schema.features) == ()
+    config = triton_config.parse_config((repo / CONFIG).read_text(encoding="utf-8"))
+    assert [(tensor.name, list(tensor.dims)) for tensor in config.input] == [
+        ("features", [schema.width])
+    ]

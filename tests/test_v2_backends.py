@@ -189,33 +189,48 @@ def _driven(
     package = next(path.name for path in (repo / "src").iterdir() if path.is_dir())
     out = tmp_path_factory.mktemp(f"v2-{backend}")
     script = DRIVER.format(batch=BATCH, serve=serve.format(package=package))
-    log = out / "driver.log"
+    with driven(repo, environment, [script, package, str(out)], out) as facts:
+        yield Served(
+            backend=backend,
+            repo=repo,
+            url=facts["url"],
+            grpc=facts["grpc"],
+            model_name=facts["model_name"],
+            names=facts["names"],
+            matrix=np.asarray(facts["matrix"]),
+            exported=np.asarray(facts["exported"]),
+            trained=np.asarray(facts["trained"]),
+            export_tolerance=facts["export_tolerance"],
+        )
+
+
+@contextmanager
+def driven(
+    repo: Path,
+    environment: Path,
+    arguments: list[str],
+    out: Path,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = READY_TIMEOUT_S,
+) -> Iterator[dict[str, Any]]:
+    """Run ``python -c SCRIPT ARGS...`` (``arguments``) in the repository's environment
+    until the block ends; yield what it writes to ``out/server.json`` once its server
+    runs. Closing its stdin ends it (its server's block: the server stops)."""
+    log = out.parent / f"{out.name}-driver.log"
     with log.open("wb") as output:
         driver = subprocess.Popen(
-            [str(python_in(environment)), "-c", script, package, str(out)],
+            [str(python_in(environment)), "-c", *arguments],
             cwd=repo,
-            env=repo_process_environment(repo, environment),
+            env=repo_process_environment(repo, environment, extra_env),
             stdin=subprocess.PIPE,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
         try:
-            facts = _wait_for(out / "server.json", driver, log)
-            yield Served(
-                backend=backend,
-                repo=repo,
-                url=facts["url"],
-                grpc=facts["grpc"],
-                model_name=facts["model_name"],
-                names=facts["names"],
-                matrix=np.asarray(facts["matrix"]),
-                exported=np.asarray(facts["exported"]),
-                trained=np.asarray(facts["trained"]),
-                export_tolerance=facts["export_tolerance"],
-            )
+            yield _wait_for(out / "server.json", driver, log, timeout)
         finally:
             assert driver.stdin is not None
-            driver.stdin.close()  # the driver leaves its server's block: the server stops
+            driver.stdin.close()
             try:
                 driver.wait(timeout=120)
             except subprocess.TimeoutExpired:
@@ -223,16 +238,31 @@ def _driven(
                 driver.wait(timeout=30)
 
 
-def _wait_for(path: Path, driver: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
-    deadline = time.monotonic() + READY_TIMEOUT_S
+def _wait_for(
+    path: Path, driver: subprocess.Popen[bytes], log: Path, timeout: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
     while not path.is_file():
         if driver.poll() is not None:
             pytest.fail(f"the server did not start:\n{log.read_text(errors='replace')[-4000:]}")
         if time.monotonic() > deadline:
-            pytest.fail(f"no server after {READY_TIMEOUT_S:g} s:\n{log.read_text()[-4000:]}")
+            pytest.fail(f"no server after {timeout:g} s:\n{log.read_text()[-4000:]}")
         time.sleep(0.5)
     loaded: dict[str, Any] = json.loads(path.read_text())
     return loaded
+
+
+def post_json(url: str, body: Any) -> tuple[int, Any]:
+    """POST ``body`` as JSON (no proxy); the status and the JSON answer, errors included."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=10) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return int(error.code), json.loads(error.read())
 
 
 @pytest.mark.slow
@@ -330,16 +360,8 @@ MALFORMED = {
 def test_a_malformed_request_is_a_400_naming_the_input(served: Served, case: str) -> None:
     (tensor,) = json.loads(documented_request(served.repo))["inputs"]
     body = MALFORMED[case](tensor)
-    request = urllib.request.Request(
-        f"{served.url}/v2/models/{served.model_name}/infer",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        opener.open(request, timeout=10)
-    answer = json.loads(refused.value.read())
-    assert refused.value.code == 400, answer
+    status, answer = post_json(f"{served.url}/v2/models/{served.model_name}/infer", body)
+    assert status == 400, answer
     assert set(answer) == {"error"}, answer
     # A missing input: the runtime's service names the first missing feature tensor
     # (its metadata's inputs), Triton and KServe the one matrix tensor.

@@ -81,3 +81,66 @@ def test_requested_outputs_are_checked_and_default_to_all() -> None:
     request.request_outputs = [RequestedOutput("probability")]
     with pytest.raises(InvalidInput, match="unknown output 'probability'"):
         kserve_backend.requested_outputs(request)
+
+
+RAW = FeatureSchema(
+    features=(
+        Feature("island", "category", levels=("Biscoe", "Dream", "other"), unknown="other"),
+        Feature(
+            "sex", "category", levels=("female", "male"), nullable=True, impute="most_frequent"
+        ),
+        Feature("mass", "number", 2000, 7000, nullable=True, impute="median"),
+    ),
+    example={"island": "Dream", "sex": "male", "mass": 3000.0},
+)
+
+
+def raw_request(**columns: tuple[str, list[object]]) -> object:
+    tensors = [
+        InferInput(name, [len(data)], datatype, data) for name, (datatype, data) in columns.items()
+    ]
+    return InferRequest("m", tensors, request_id="t")
+
+
+def test_raw_v2_tensors_give_the_columns_with_nulls() -> None:
+    reader = kserve_backend.InputReader(RAW, 8)
+    request = raw_request(
+        island=("BYTES", ["Atlantis", "Dream"]),
+        sex=("BYTES", ["", "male"]),
+        mass=("FP32", [None, 3e3]),
+    )
+    columns = kserve_backend.v2_columns(request, reader)
+    assert columns["island"].tolist() == ["Atlantis", "Dream"]
+    assert columns["sex"].tolist() == [None, "male"]
+    assert np.isnan(columns["mass"][0]) and columns["mass"][1] == 3000.0
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        (
+            {"island": ("BYTES", ["Dream"]), "sex": ("BYTES", ["x"]), "mass": ("FP32", [3e3])},
+            "'sex'",
+        ),
+        ({"island": ("FP32", [1.0]), "sex": ("BYTES", [""]), "mass": ("FP32", [3e3])}, "'island'"),
+        ({"island": ("BYTES", ["Dream"]), "sex": ("BYTES", [""])}, "missing input 'mass'"),
+    ],
+)
+def test_raw_v2_tensors_are_refused_naming_the_input(
+    columns: dict[str, tuple[str, list[object]]], message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        kserve_backend.v2_columns(raw_request(**columns), kserve_backend.InputReader(RAW, 8))
+
+
+def test_raw_v1_rows_are_checked_by_feature() -> None:
+    row = {"island": "Atlantis", "sex": None, "mass": 3000}
+    assert kserve_backend.v1_columns({"instances": [row]}, RAW, 8) == {
+        "island": ["Atlantis"],
+        "sex": [None],
+        "mass": [3000],
+    }
+    with pytest.raises(InvalidInput, match=r"row 0: sex must be one of \['female', 'male'\]"):
+        kserve_backend.v1_columns({"instances": [{**row, "sex": "x"}]}, RAW, 8)
+    with pytest.raises(InvalidInput, match="missing feature 'mass'"):
+        kserve_backend.v1_columns({"instances": [{"island": "Dream", "sex": None}]}, RAW, 8)

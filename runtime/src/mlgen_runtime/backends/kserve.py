@@ -6,11 +6,16 @@ its loader and its model name to :func:`main`; what it serves:
 
 * ``POST /v2/models/<name>/infer`` (Open Inference Protocol v2, REST and gRPC): one FP32
   input tensor (the ONNX graph's input name) of shape ``[n, width]``, columns in schema
-  order; outputs ``probabilities`` (FP32, ``[n, 2]``: both classes, as the ONNX graph and
-  the runtime's own service answer) and ``label`` (INT64, ``[n]``), or those the request's
-  ``outputs`` name;
+  order; or, for a model exported with preprocessing (a string category or a nullable
+  feature in the schema), one tensor per feature as the runtime's own service takes them
+  (:mod:`mlgen_runtime.serving.v2_tensors`: ``BYTES`` for a string category, ``""`` a
+  null; ``FP32``, ``null`` in JSON or NaN a null; shape ``[n]`` or ``[n, 1]``); outputs
+  ``probabilities`` (FP32, ``[n, 2]``: both classes, as the ONNX graph and the runtime's
+  own service answer) and ``label`` (INT64, ``[n]``), or those the request's ``outputs``
+  name;
 * ``POST /v1/models/<name>:predict``: ``{"instances": [{feature: value, ...}]}`` (feature
-  objects, as the other mlgen backends take them, or lists in column order);
+  objects, as the other mlgen backends take them, or lists in column order; raw values
+  for a model with preprocessing: level strings, ``null`` for a nullable feature);
 * KServe's health, metadata and ``/metrics`` endpoints, plus
   ``model_inference_errors{model_name,reason}`` and ``model_prediction_probability``.
 
@@ -48,7 +53,9 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from prometheus_client import Counter, Histogram
 
 from mlgen_runtime.backends import max_batch_size_from_env
+from mlgen_runtime.export.preprocessing import needs_preprocessing
 from mlgen_runtime.schema import FeatureSchema
+from mlgen_runtime.serving.v2_tensors import InputReader, TensorError, input_specs
 
 logger = logging.getLogger("kserve")
 
@@ -74,8 +81,9 @@ PREDICTION_PROBABILITY = Histogram(
 
 _DATATYPES = {PROBABILITIES_OUTPUT: "FP32", LABEL_OUTPUT: "INT64"}
 
-Predict = Callable[[np.ndarray], np.ndarray]
-"""An exported model: a float32 matrix in, positive-class probabilities out."""
+Predict = Callable[[Any], np.ndarray]
+"""An exported model: a float32 matrix (or, with preprocessing, raw columns by feature
+name) in, positive-class probabilities out."""
 
 
 def check_matrix(schema: FeatureSchema, matrix: np.ndarray) -> None:
@@ -121,6 +129,76 @@ def v2_features(
     except (TypeError, ValueError) as error:  # wrong element count, non-numbers
         raise InvalidInput(f"input {input_name!r}: {error}") from None
     return np.ascontiguousarray(matrix, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class _Tensor:
+    """A request input as :class:`~mlgen_runtime.serving.v2_tensors.InputReader` reads it."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: Any
+    parameters: None = None
+
+
+def _tensor_data(tensor: Any) -> Any:
+    """A KServe input's values as JSON data: strings for ``BYTES``, ``None`` for NaN."""
+    if getattr(tensor, "_raw_data", None) is None and isinstance(tensor.data, list):
+        return tensor.data  # JSON: nulls stay null
+    try:
+        values = tensor.as_numpy().reshape(-1)
+    except (TypeError, ValueError) as error:  # wrong element count, non-numbers
+        raise InvalidInput(f"input {tensor.name!r}: {error}") from None
+    if values.dtype.kind == "f":
+        return [None if np.isnan(value) else float(value) for value in values.tolist()]
+    if tensor.datatype != "BYTES":
+        return values.tolist()
+    try:
+        return [v.decode("utf-8") if isinstance(v, bytes) else v for v in values.tolist()]
+    except UnicodeDecodeError:
+        raise InvalidInput(f"input {tensor.name!r}: a BYTES element is not UTF-8 text") from None
+
+
+def v2_columns(request: InferRequest, reader: InputReader) -> dict[str, np.ndarray]:
+    """The raw columns of a v2 request with one tensor per feature, checked as the
+    runtime's own service checks them (``InvalidInput`` naming the input if not)."""
+    tensors = [
+        _Tensor(t.name, [int(size) for size in t.shape], t.datatype, _tensor_data(t))
+        for t in request.inputs
+    ]
+    try:
+        return reader.columns(tensors, memoryview(b""))
+    except TensorError as error:
+        raise InvalidInput(str(error)) from None
+
+
+def v1_columns(payload: Any, schema: FeatureSchema, max_batch_size: int) -> dict[str, Any]:
+    """The raw columns of a v1 body for a model with preprocessing: each instance an
+    object of every feature's raw value (``InvalidInput`` naming the row and feature)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
+        raise InvalidInput('expected a JSON object {"instances": [...]}')
+    instances = payload["instances"]
+    check_batch_size(len(instances), max_batch_size)
+    names = list(schema.names)
+    for index, instance in enumerate(instances):
+        if not isinstance(instance, dict):
+            raise InvalidInput(f"row {index}: expected an object of features")
+        if set(instance) != set(names):
+            missing = [name for name in names if name not in instance]
+            extra = sorted(set(instance) - set(names))
+            raise InvalidInput(
+                f"row {index}: "
+                + (f"missing feature {missing[0]!r}" if missing else f"unknown field {extra[0]!r}")
+            )
+        for feature in schema.features:
+            value = instance[feature.name]
+            if isinstance(value, bool) and feature.type != "boolean":
+                raise InvalidInput(f"row {index}: {feature.name} must not be true or false")
+            problem = feature.problem(value)
+            if problem:
+                raise InvalidInput(f"row {index}: {problem}")
+    return {name: [instance[name] for instance in instances] for name in names}
 
 
 def requested_outputs(request: InferRequest) -> list[str]:
@@ -175,7 +253,7 @@ def check_batch_size(rows: int, max_batch_size: int) -> None:
 class Batch:
     """A checked request: the feature matrix, and the request it came from."""
 
-    features: np.ndarray
+    features: np.ndarray | dict[str, Any]  # raw columns by name: a model with preprocessing
     request: InferRequest | None  # None: a v1 request
 
 
@@ -212,6 +290,9 @@ class SchemaModel(kserve.Model):  # type: ignore[misc]
         self.version: str | None = None
         self.error: str | None = None
         self._predict: Predict | None = None
+        self.raw = needs_preprocessing(spec.schema.features)
+        """Whether the model takes one raw input per feature (see :func:`v2_columns`)."""
+        self.reader = InputReader(spec.schema, self.max_batch_size)
 
     def load(self) -> bool:
         """Open the model and run one prediction; on failure record and log why."""
@@ -242,6 +323,8 @@ class SchemaModel(kserve.Model):  # type: ignore[misc]
 
     def get_input_types(self) -> list[dict[str, Any]]:
         """The v2 metadata of the input tensor (``GET /v2/models/<name>``)."""
+        if self.raw:
+            return [spec.as_json() for spec in input_specs(self.spec.schema)]
         width = self.spec.schema.width
         return [{"name": self.spec.input_name, "datatype": INPUT_DATATYPE, "shape": [-1, width]}]
 
@@ -259,15 +342,25 @@ class SchemaModel(kserve.Model):  # type: ignore[misc]
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Batch:
         """Check a v2 ``InferRequest`` (REST or gRPC) or a v1 body; 400 when invalid."""
         schema = self.spec.schema
+        features: np.ndarray | dict[str, Any]
         try:
             if isinstance(payload, InferRequest):
-                features = v2_features(payload, schema, self.spec.input_name, self.max_batch_size)
                 requested_outputs(payload)
                 request: InferRequest | None = payload
+                if self.raw:
+                    features = v2_columns(payload, self.reader)
+                else:
+                    features = v2_features(
+                        payload, schema, self.spec.input_name, self.max_batch_size
+                    )
             else:
-                features = v1_features(payload, schema, self.max_batch_size)
                 request = None
-            check_matrix(schema, features)
+                if self.raw:
+                    features = v1_columns(payload, schema, self.max_batch_size)
+                else:
+                    features = v1_features(payload, schema, self.max_batch_size)
+            if isinstance(features, np.ndarray):
+                check_matrix(schema, features)
         except InvalidInput:
             INFERENCE_ERRORS.labels(self.name, "invalid_input").inc()
             raise

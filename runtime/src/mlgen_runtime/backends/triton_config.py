@@ -71,12 +71,15 @@ class Rules:
 
     Attributes:
         model_name: the model folder's name (``config.name`` must equal it).
-        input_name: the one input clients send.
+        input_name: the one input clients send (when ``raw_inputs`` is empty).
         n_features: the input's width (``dims`` must be ``[n_features]``).
         probabilities_output: the output clients read.
         artifact_name: the model file in the version folder.
         gpus_per_pod: GPUs each pod requests (0: ``KIND_CPU`` instances only).
         latency_slo_ms: the p95 objective; the batcher's queue delay must stay below half.
+        raw_inputs: for a model exported with preprocessing (:func:`raw_inputs`), its
+            inputs in order: ``(feature name, TYPE_FP32 | TYPE_STRING)``, each ``dims:
+            [1]``; empty: the one ``input_name`` matrix.
     """
 
     model_name: str
@@ -86,11 +89,28 @@ class Rules:
     artifact_name: str = "model.onnx"
     gpus_per_pod: int = 0
     latency_slo_ms: float = 100.0
+    raw_inputs: tuple[tuple[str, str], ...] = ()
 
     @property
     def instance_kind(self) -> str:
         """The instance-group kind the pods provide."""
         return "KIND_GPU" if self.gpus_per_pod > 0 else "KIND_CPU"
+
+
+def raw_inputs(features: Iterable[Any]) -> tuple[tuple[str, str], ...]:
+    """The inputs of a schema's exported graph when it takes raw values: one per feature,
+    ``TYPE_STRING`` for a category with string levels, ``TYPE_FP32`` (NaN: null) for the
+    others; empty when the schema has no string category and no nullable feature (the
+    graph keeps its one matrix input). See :mod:`mlgen_runtime.export.preprocessing`."""
+    from mlgen_runtime.export.preprocessing import is_string_category, needs_preprocessing
+
+    features = tuple(features)
+    if not needs_preprocessing(features):
+        return ()
+    return tuple(
+        (feature.name, "TYPE_STRING" if is_string_category(feature) else "TYPE_FP32")
+        for feature in features
+    )
 
 
 def _pb2() -> Any:
@@ -184,6 +204,37 @@ def _tensor_problems(config: Any, rules: Rules) -> Iterator[str]:
                         f"{kind} {tensor.name!r}: reshape {list(tensor.reshape.shape)} holds "
                         f"{after} elements, dims {list(tensor.dims)} hold {before}"
                     )
+    if rules.raw_inputs:
+        yield from _raw_input_problems(config, rules)
+    else:
+        yield from _matrix_input_problems(config, rules)
+    if config.output and rules.probabilities_output not in {o.name for o in config.output}:
+        yield f"output {rules.probabilities_output!r} (what clients read) is not declared"
+
+
+def _raw_input_problems(config: Any, rules: Rules) -> Iterator[str]:
+    """The inputs of a model with preprocessing: one per feature, in schema order."""
+    names = [tensor.name for tensor in config.input]
+    expected = [name for name, _ in rules.raw_inputs]
+    if names and names != expected:
+        yield (
+            f"inputs are {names}: the model takes one raw input per feature, in the "
+            f"schema's order: {expected}"
+        )
+    types = dict(rules.raw_inputs)
+    for tensor in config.input:
+        wanted = types.get(tensor.name)
+        if wanted is not None and type_name(tensor.data_type) != wanted:
+            yield (
+                f"input {tensor.name!r} is {type_name(tensor.data_type)}: the feature's raw "
+                f"values are {wanted}"
+            )
+        if wanted is not None and list(tensor.dims) != [1]:
+            yield f"input {tensor.name!r} dims {list(tensor.dims)}: one value per row, dims [1]"
+
+
+def _matrix_input_problems(config: Any, rules: Rules) -> Iterator[str]:
+    """The input of a model without preprocessing: the one ``[n_features]`` matrix."""
     if [tensor.name for tensor in config.input] not in ([], [rules.input_name]):
         yield (
             f"inputs are {[tensor.name for tensor in config.input]}: clients send one "
@@ -195,8 +246,6 @@ def _tensor_problems(config: Any, rules: Rules) -> Iterator[str]:
                 f"input {tensor.name!r} dims {list(tensor.dims)}: the schema defines "
                 f"{rules.n_features} features, so dims must be [{rules.n_features}]"
             )
-    if config.output and rules.probabilities_output not in {o.name for o in config.output}:
-        yield f"output {rules.probabilities_output!r} (what clients read) is not declared"
 
 
 def _elements(dims: Iterable[int]) -> int | None:

@@ -10,11 +10,22 @@ same runtime, so they answer the same.
 
 It runs inside Triton's python-backend stub, not in this package: it imports only
 numpy, onnxruntime and ``triton_python_backend_utils`` (provided by the stub), and reads
-the input and output names from the model configuration.
+the input and output names from the model configuration: the one ``features`` matrix,
+or, for a model exported with preprocessing, one input per feature (``TYPE_FP32``, NaN
+for a null, or ``TYPE_STRING`` for a string category), each fed to the graph input of
+its name.
 
-Tensors cross the stub boundary through DLPack (``np.from_dlpack`` and
+Numeric tensors cross the stub boundary through DLPack (``np.from_dlpack`` and
 ``pb_utils.Tensor.from_dlpack``): the stub's numpy conversion (``as_numpy`` and
 ``pb_utils.Tensor(name, array)``) predates numpy 2 and computes wrong sizes with it.
+DLPack has no strings, so a ``TYPE_STRING`` input is read with ``as_numpy`` (an object
+array of ``bytes``, decoded as UTF-8 for ONNX Runtime). With numpy 2 the stub of the
+``nvidia-pytriton`` 0.5 build cannot read string tensors at all: it builds their byte
+buffer with a stride of 0 (every byte comes out as the first one) and fails in
+``deserialize_bytes_tensor`` while it builds the request's inputs, before
+:meth:`TritonPythonModel.execute` runs, so this twin serves string inputs only in an
+environment with numpy < 2. The deployed image's
+``onnxruntime`` backend reads them itself.
 """
 
 from __future__ import annotations
@@ -43,6 +54,17 @@ def _ignore_consumed_capsules(hook: Any) -> Any:
     return unraisable
 
 
+def _read(tensor: Any, string: bool) -> np.ndarray:
+    """An input tensor as ONNX Runtime takes it: ``float32``, or ``str`` objects."""
+    if not string:
+        return np.ascontiguousarray(np.from_dlpack(tensor), dtype=np.float32)
+    values = tensor.as_numpy()
+    decoded = [
+        v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values.reshape(-1)
+    ]
+    return np.array(decoded, dtype=object).reshape(values.shape)
+
+
 class TritonPythonModel:
     """One ONNX Runtime session per model instance."""
 
@@ -50,7 +72,9 @@ class TritonPythonModel:
         """Open the ONNX model next to this file (Triton calls this once per instance)."""
         sys.unraisablehook = _ignore_consumed_capsules(sys.unraisablehook)
         config = json.loads(args["model_config"])
-        (self.input_name,) = [tensor["name"] for tensor in config["input"]]
+        self.inputs = [
+            (tensor["name"], tensor["data_type"] == "TYPE_STRING") for tensor in config["input"]
+        ]
         self.output_names = [tensor["name"] for tensor in config["output"]]
         path = Path(args["model_repository"]) / args["model_version"] / MODEL_FILENAME
         options = ort.SessionOptions()
@@ -65,13 +89,11 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
-                features = np.from_dlpack(
-                    pb_utils.get_input_tensor_by_name(request, self.input_name)
-                )
-                results = self.session.run(
-                    self.output_names,
-                    {self.input_name: np.ascontiguousarray(features, dtype=np.float32)},
-                )
+                feeds = {
+                    name: _read(pb_utils.get_input_tensor_by_name(request, name), string)
+                    for name, string in self.inputs
+                }
+                results = self.session.run(self.output_names, feeds)
                 tensors = [
                     pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(result))
                     for name, result in zip(self.output_names, results, strict=True)
