@@ -24,6 +24,7 @@ repositories depend on; they are imported inside the functions that use them.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import sys
@@ -114,9 +115,22 @@ def raw_inputs(features: Iterable[Any]) -> tuple[tuple[str, str], ...]:
 
 
 def _pb2() -> Any:
-    from tritonclient.grpc import model_config_pb2
-
-    return model_config_pb2
+    """Triton's ``model_config_pb2``, loaded without ``tritonclient.grpc``'s package
+    (its ``service_pb2`` registers ``inference.*`` messages that clash with KServe's in a
+    process that imported both); a later ``import tritonclient.grpc`` reuses it."""
+    name = "tritonclient.grpc.model_config_pb2"
+    if name in sys.modules:
+        return sys.modules[name]
+    package = importlib.util.find_spec("tritonclient")
+    if package is None or not package.submodule_search_locations:
+        raise ModuleNotFoundError("tritonclient is not installed (the runtime's triton extra)")
+    path = Path(next(iter(package.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def parse_config(text: str, source: str = CONFIG_FILENAME) -> Any:
