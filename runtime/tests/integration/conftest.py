@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from mlgen_runtime import servers
+from mlgen_runtime.testing.fixtures import postgres, redis  # noqa: F401  (session servers)
 
 _NAMES = itertools.count()
 DEFINITIONS = """\
@@ -82,19 +83,7 @@ def write_drivers(
     rows.to_parquet(path, index=False)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[servers.Postgres]:
-    with servers.postgres() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[servers.Redis]:
-    with servers.redis() as server:
-        yield server
-
-
 @pytest.fixture
-def postgres_url(postgres_server: servers.Postgres) -> str:
+def postgres_url(postgres: servers.Postgres) -> str:  # noqa: F811 (the fixture)
     """A SQLAlchemy URL of a new, empty database on the session's PostgreSQL."""
-    return postgres_server.url(postgres_server.create_database(f"test_{next(_NAMES)}"))
+    return postgres.url(postgres.create_database(f"test_{next(_NAMES)}"))

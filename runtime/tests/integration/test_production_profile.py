@@ -34,7 +34,7 @@ entity_key_serialization_version: 3
 def production(
     monkeypatch: pytest.MonkeyPatch,
     postgres_url: str,
-    redis_server: servers.Redis,
+    redis: servers.Redis,
     tmp_path: Path,
 ) -> dict[str, str]:
     """The production profile's variables, pointing at the session's real servers."""
@@ -43,7 +43,7 @@ def production(
         profile.TRACKING_ENV: postgres_url,
         profile.ARTIFACTS_ENV: (tmp_path / "mlartifacts").as_uri(),
         profile.REGISTRY_ENV: postgres_url,
-        profile.REDIS_ENV: redis_server.connection_string,
+        profile.REDIS_ENV: redis.connection_string,
     }
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
@@ -118,15 +118,15 @@ def test_a_refused_connection_names_the_setting(production: dict[str, str]) -> N
 
 
 def test_bad_credentials_name_the_setting(
-    production: dict[str, str], postgres_server: servers.Postgres, redis_server: servers.Redis
+    production: dict[str, str], postgres: servers.Postgres, redis: servers.Redis
 ) -> None:
-    wrong = servers.Postgres(postgres_server.host, postgres_server.port, "mlgen", "wrong")
+    wrong = servers.Postgres(postgres.host, postgres.port, "mlgen", "wrong")
     message = _refused(production, FEAST_REGISTRY_URL=wrong.url("postgres"))
     assert message.startswith("FEAST_REGISTRY_URL: PostgreSQL at 127.0.0.1:")
     assert "refused the credentials of user 'mlgen'" in message
-    message = _refused(production, MLFLOW_TRACKING_URI=postgres_server.url("missing"))
+    message = _refused(production, MLFLOW_TRACKING_URI=postgres.url("missing"))
     assert "has no database 'missing'" in message
-    where = f"{redis_server.host}:{redis_server.port}"
+    where = f"{redis.host}:{redis.port}"
     message = _refused(production, FEAST_REDIS_CONNECTION_STRING=f"{where},password=wrong")
     assert message.startswith(f"FEAST_REDIS_CONNECTION_STRING: Redis at {where} refused")
     message = _refused(production, FEAST_REDIS_CONNECTION_STRING=where)
