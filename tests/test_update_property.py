@@ -15,6 +15,7 @@ are written as positions in the last generated file, so the expected result is k
 
 from __future__ import annotations
 
+import ast
 import itertools
 import re
 import shutil
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import HealthCheck, Phase, assume, event, given, settings
 from hypothesis import strategies as st
 
 from mlgen.finish import format_python
@@ -270,6 +271,30 @@ def _touch(local: list[tuple[str, int, str]], upstream: list[tuple[str, int, str
     return False
 
 
+def _parses(lines: list[str]) -> bool:
+    try:
+        ast.parse("".join(lines))
+    except SyntaxError:
+        return False
+    return True
+
+
+def _keeps_python_valid(world: World, local: Script, upstream: Script) -> bool:
+    """Whether every edited Python file still parses on each side and, where the sides
+    do not touch, merged: an edit that empties a block (say, the only statement under
+    ``try:``) leaves a file ruff cannot lay out, outside what this model predicts."""
+    for path in set(local) | set(upstream):
+        if not path.endswith(".py"):
+            continue
+        base, mine, theirs = world.generated[path], local.get(path, []), upstream.get(path, [])
+        sides = [_apply(base, mine), _apply(base, theirs)]
+        if not _touch(mine, theirs):
+            sides.append(_apply(base, mine, theirs))
+        if not all(_parses(lines) for lines in sides):
+            return False
+    return True
+
+
 def _edit_template(world: World, path: str, script: list[tuple[str, int, str]]) -> None:
     source_path = world.template_files[path]
     source = _lines(source_path.read_text(encoding="utf-8"))
@@ -303,6 +328,7 @@ def test_random_local_and_upstream_edits(world: World, data: st.DataObject) -> N
         theirs = data.draw(st.sampled_from(close), label="upstream line")
         local[shared] = _one_edit(data, world, "local", shared, mine)
         upstream[shared] = _one_edit(data, world, "upstream", shared, theirs)
+    assume(_keeps_python_valid(world, local, upstream))
     untouched = sorted(set(world.template_files) - set(local) - set(upstream))
     local_delete = data.draw(st.none() | st.sampled_from(untouched), label="local delete")
     upstream_delete = data.draw(
