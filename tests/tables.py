@@ -4,6 +4,7 @@ palmerpenguins (strings and nulls) and an events table with an entity and a time
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,17 @@ def breast_cancer() -> Any:
 
 
 def penguins_csv(folder: Path) -> Path:
-    """palmerpenguins' CSV with the label "species is Adelie" in place of species."""
+    """palmerpenguins' own CSV, as shipped: three species, strings, ``NA`` for missing."""
     import palmerpenguins
-    import pyarrow.compute as pc
 
     shipped = Path(palmerpenguins.__file__).parent / "data" / "penguins.csv"
-    table = pacsv.read_csv(shipped, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-    adelie = pc.cast(pc.equal(table.column("species"), "Adelie"), pa.int64())
-    table = table.drop(["species"]).append_column("adelie", adelie)
     path = folder / "penguins.csv"
-    pacsv.write_csv(table, path)
+    shutil.copyfile(shipped, path)
     return path
+
+
+PENGUINS_LABEL = ["--label", "species", "--positive-class", "Adelie"]
+"""The options that make "species is Adelie" the label (this class against the rest)."""
 
 
 def breast_cancer_csv(folder: Path) -> Path:

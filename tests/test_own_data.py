@@ -34,9 +34,9 @@ def _cancer(folder: Path) -> tuple[Path, list[str]]:
 
 
 def _penguins(folder: Path) -> tuple[Path, list[str]]:
-    from tests.tables import penguins_csv
+    from tests.tables import PENGUINS_LABEL, penguins_csv
 
-    return penguins_csv(folder), ["--label", "adelie"]
+    return penguins_csv(folder), PENGUINS_LABEL
 
 
 def _events(folder: Path) -> tuple[Path, list[str]]:

@@ -65,10 +65,12 @@ def test_breast_cancer_names_become_identifiers_and_ranges_widen() -> None:
 
 
 def test_penguins_strings_become_levels_and_nulls_are_imputed(tmp_path: Path) -> None:
-    answers = infer_answers(penguins_csv(tmp_path), label="adelie").answers
+    answers = infer_answers(
+        penguins_csv(tmp_path), label="species", positive_class="Adelie"
+    ).answers
     features = _features(answers)
     assert answers["data_source"] == str((tmp_path / "penguins.csv").resolve())
-    assert answers["positive_class"] == "1"
+    assert answers["label_column"] == "species" and answers["positive_class"] == "Adelie"
     island = features["island"]
     assert island["type"] == "category" and island["unknown"] == "other"
     assert island["levels"] == ["Biscoe", "Dream", "Torgersen", "other"]
@@ -151,7 +153,7 @@ def test_the_answers_validate_as_a_features_yaml(tmp_path: Path) -> None:
     pq.write_table(events(), tmp_path / "events.parquet")
     cases = [
         infer_table(breast_cancer(), label="target").answers,
-        infer_answers(penguins_csv(tmp_path), label="adelie").answers,
+        infer_answers(penguins_csv(tmp_path), label="species", positive_class="Adelie").answers,
         infer_answers(
             tmp_path / "events.parquet",
             label="churned",
@@ -225,6 +227,15 @@ def test_refuses_a_label_that_is_not_binary(tmp_path: Path) -> None:
     line = _refused(tmp_path, _write(tmp_path, table), "--label", "species")
     assert "--label 'species' has 3 classes" in line
     assert "binary classification only, for now" in line
+    assert "--positive-class (e.g. --positive-class Adelie)" in line
+
+
+def test_a_class_against_the_rest_of_a_multi_class_label(tmp_path: Path) -> None:
+    table = pa.table(
+        {"x": [1.0, 2.0, 3.0, 4.0], "species": ["Adelie", "Gentoo", "Chinstrap", "Adelie"]}
+    )
+    answers = infer_table(table, label="species", positive_class="Gentoo").answers
+    assert answers["label_column"] == "species" and answers["positive_class"] == "Gentoo"
 
 
 def test_refuses_a_label_with_one_class(tmp_path: Path) -> None:

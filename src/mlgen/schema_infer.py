@@ -294,12 +294,11 @@ def _label(table: pa.Table, label: str, positive_class: str | None) -> str:
     counts: Counter[str] = Counter()
     for value, count in _counts(present).items():
         counts[_label_text(value)] += count
-    if len(counts) != 2:
-        shown = ", ".join(sorted(counts)[:5]) + (", ..." if len(counts) > 5 else "")
+    shown = ", ".join(sorted(counts)[:5]) + (", ..." if len(counts) > 5 else "")
+    if len(counts) < 2:
         raise SchemaInferenceError(
-            f"--label {label!r} has {len(counts)} classes ({shown}): binary classification "
-            "only, for now; give a column with two values, e.g. one that is 1 where "
-            f"{label} is the class to predict"
+            f"--label {label!r} has {len(counts)} classes ({shown}): a binary classifier "
+            "needs two; give a column with two values"
         )
     if positive_class is not None:
         if positive_class not in counts:
@@ -307,7 +306,15 @@ def _label(table: pa.Table, label: str, positive_class: str | None) -> str:
                 f"--positive-class {positive_class!r} is not a value of label {label!r}; "
                 f"use one of {', '.join(sorted(counts))}"
             )
+        # More classes than two: this one against the rest (the runtime's labels are
+        # ``label == positive_class``), so "species is Adelie" needs no derived column.
         return positive_class
+    if len(counts) > 2:
+        raise SchemaInferenceError(
+            f"--label {label!r} has {len(counts)} classes ({shown}): binary classification "
+            "only, for now; name the class to predict against the rest with "
+            f"--positive-class (e.g. --positive-class {sorted(counts)[0]})"
+        )
     for usual in ("1", "true", "yes", "Yes", "1.0"):
         if usual in counts:
             return usual
