@@ -62,13 +62,17 @@ CASES = [
         ("breast-cancer", "fastapi", "lightgbm"),
         ("breast-cancer", "fastapi", "xgboost"),
         ("breast-cancer", "torchserve", "pytorch"),
+        ("penguins", "torchserve", "pytorch"),
         ("breast-cancer", "tfserving", "tensorflow"),
         ("penguins", "tfserving", "tensorflow"),
+        ("penguins", "rayserve", "sklearn"),
         ("breast-cancer", "triton", "sklearn"),
     ]
 ]
-"""(table, serving backend, model framework): every table on the default backend, and
-breast cancer on each framework and on the backends that serve the other exports."""
+"""(table, serving backend, model framework): every table on the default backend, breast
+cancer on each framework and on the backends that serve the other exports, and the
+strings and nulls of penguins through the SavedModel and TorchScript preprocessing and
+through Ray Serve."""
 
 
 def _files(root: Path) -> dict[str, bytes]:

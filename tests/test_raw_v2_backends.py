@@ -18,13 +18,10 @@ environment:
 in-process model's (|diff| < 1e-5), for the raw rows of :mod:`tests.test_raw_rows` (an
 unknown island, nulls) and a batch of 64 rows of the table.
 
-The local tritonserver is checked with a schema of nullable numbers only instead (one
+The local tritonserver is also checked with a schema of nullable numbers only (one
 ``FP32`` input per feature, NaN a null): its twin feeds each input to the graph by name.
-Not with string categories: its python-backend stub (the only backend of the pytriton
-build) cannot read string tensors with numpy 2 (it builds their byte buffer with a
-stride of 0, every byte the first one, and fails in ``deserialize_bytes_tensor`` before
-the model runs), so the equality is a strict xfail there: it fails, asking for this to
-change, once the stub reads them.
+Its python-backend stub reads string tensors only with numpy 1, which the Triton
+plugin's dev dependencies pin.
 """
 
 from __future__ import annotations
@@ -144,18 +141,8 @@ def test_metadata_names_one_input_per_feature(served: dict[str, Any]) -> None:
 @pytest.mark.parametrize("binary_data", [False, True], ids=["json", "binary"])
 @pytest.mark.parametrize("count", [1, len(ROWS), BATCH])
 def test_bytes_inputs_equal_the_in_process_prediction(
-    served: dict[str, Any], count: int, binary_data: bool, request: pytest.FixtureRequest
+    served: dict[str, Any], count: int, binary_data: bool
 ) -> None:
-    from tritonclient.utils import InferenceServerException
-
-    if served["backend"] == "triton":
-        request.applymarker(
-            pytest.mark.xfail(
-                raises=InferenceServerException,
-                strict=True,
-                reason="the pytriton python-backend stub cannot read BYTES with numpy 2",
-            )
-        )
     result = infer(served, served["rows"][:count], binary_data)
     probabilities = result.as_numpy("probabilities")
     assert probabilities is not None and probabilities.shape == (count, 2)

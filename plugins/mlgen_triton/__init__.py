@@ -82,8 +82,12 @@ DEPENDENCIES = (
 )
 DEV_DEPENDENCIES = (
     # A tritonserver binary (python backend only, CPU) for the local end-to-end tests.
-    # Linux wheels only; 0.5.x is the newest line that allows numpy 2.
+    # Linux wheels only; 0.5.x is the newest line (stubs for Python 3.8 to 3.12).
     "nvidia-pytriton>=0.5.7,<0.6; sys_platform == 'linux'",
+    # Its python-backend stub reads string (BYTES) tensors only with numpy 1; the local
+    # twin of the model runs on this environment's numpy. The deployed image runs no
+    # Python (Triton's onnxruntime backend), so only the dev environment is pinned.
+    "numpy>=1.26,<2; sys_platform == 'linux'",
 )
 
 

@@ -130,6 +130,8 @@ def test_raw_rows_become_codes_and_imputed_values() -> None:
     rows, problems = requests.parse_rows(body, RAW, 8)
     assert problems == []
     assert rows == [[2.0, 1.0, 44.5], [3.0, 0.0, 38.5], [1.0, 0.0, 44.5]]
+    # A model that encodes raw values itself (forward_raw) gets the checked rows as sent.
+    assert requests.valid_rows(body, RAW, 8) == (body["instances"], [])
 
 
 @pytest.mark.parametrize(
@@ -152,3 +154,4 @@ def test_raw_values_outside_the_schema_are_refused(row: dict[str, Any], message:
     rows, problems = requests.parse_rows(row, RAW, 8)
     assert rows == [] and len(problems) == 1
     assert message in problems[0]["msg"]
+    assert requests.valid_rows(row, RAW, 8) == ([], problems)

@@ -6,6 +6,11 @@ takes the one class a handler module defines); the feature schema comes from the
 file itself (``mlgen.json``, stored by :mod:`mlgen_runtime.export.torchscript`), so the
 archive needs nothing else from the repository.
 
+A model exported with its preprocessing (:mod:`mlgen_runtime.export.torchscript_inputs`:
+the module has ``forward_raw``) gets the checked raw values and encodes them itself, with
+the vocabulary and imputed values it carries; an older export gets rows encoded here
+from the schema's ``levels`` and ``fill``.
+
 Answer: ``200 {"predictions": [{"probability": p, "label": 0|1}, ...], "model_version": v}``
 in request order, or ``400`` with :func:`~.torchserve_requests.invalid_answer`.
 ``model_version`` is ``$MODEL_VERSION`` when set, else ``sha256-`` and the first 12 hex
@@ -40,7 +45,10 @@ from mlgen_runtime.backends.torchserve_requests import (
     max_batch_size_from_env,
     parse_rows,
     sampled,
+    valid_rows,
 )
+from mlgen_runtime.export.preprocessing import Column
+from mlgen_runtime.export.torchscript_inputs import raw_columns
 
 __all__ = [
     "DEFAULT_MAX_BATCH_SIZE",
@@ -70,6 +78,8 @@ class SchemaHandler(BaseHandler):  # type: ignore[misc]
         super().__init__()
         self.schema: dict[str, Any] = {}
         self.features: list[dict[str, Any]] = []
+        self.columns: list[Column] = []
+        self.encodes_raw = False
         self.threshold = 0.5
         self.version = ""
         self.max_batch_size = DEFAULT_MAX_BATCH_SIZE
@@ -86,6 +96,8 @@ class SchemaHandler(BaseHandler):  # type: ignore[misc]
                 f"{self.model_pt_path} has no feature schema ({SCHEMA_FILE}): "
                 "export it with mlgen_runtime.export.torchscript"
             )
+        self.columns = [Column.from_dict(feature) for feature in self.features]
+        self.encodes_raw = hasattr(self.model, "forward_raw")
         self.threshold = float(self.schema.get("decision_threshold", 0.5))
         self.version = os.environ.get("MODEL_VERSION", "").strip() or file_version(
             self.model_pt_path
@@ -117,13 +129,14 @@ class SchemaHandler(BaseHandler):  # type: ignore[misc]
         """Answer every request of one worker call, in order (one model call in all)."""
         started = time.perf_counter()
         answers: list[Any] = [None] * len(data)
-        batch: list[list[float]] = []
+        batch: list[Any] = []
         spans: list[tuple[int, int, int]] = []  # (request index, first row, row count)
+        parse = valid_rows if self.encodes_raw else parse_rows
         for index, request in enumerate(data):
             body, problems = decode_body(request)
-            rows: list[list[float]] = []
+            rows: list[Any] = []
             if not problems:
-                rows, problems = parse_rows(body, self.features, self.max_batch_size)
+                rows, problems = parse(body, self.features, self.max_batch_size)
             if problems:
                 answers[index] = self._invalid(context, index, problems)
                 continue
@@ -146,10 +159,14 @@ class SchemaHandler(BaseHandler):  # type: ignore[misc]
         duration.add_or_update(time.perf_counter() - started, [context.model_name])
         return answers
 
-    def _predict(self, rows: list[list[float]]) -> list[float]:
-        features = torch.tensor(rows, dtype=torch.float32, device=self.device)
+    def _predict(self, rows: list[Any]) -> list[float]:
+        """Probabilities of checked raw rows (dicts) or encoded rows, one model call."""
         with torch.inference_mode():
-            probabilities = self.model(features)
+            if self.encodes_raw:
+                probabilities = self.model.forward_raw(*raw_columns(rows, self.columns))
+            else:
+                features = torch.tensor(rows, dtype=torch.float32, device=self.device)
+                probabilities = self.model(features)
         return [float(p) for p in probabilities.reshape(-1).cpu().tolist()]
 
     @staticmethod

@@ -38,6 +38,7 @@ __all__ = [
     "parse_rows",
     "row_problems",
     "sampled",
+    "valid_rows",
 ]
 
 Problem = dict[str, Any]
@@ -129,7 +130,17 @@ def row_problems(row: Any, features: list[dict[str, Any]], loc: list[Any]) -> li
 def parse_rows(
     body: Any, features: list[dict[str, Any]], max_batch_size: int
 ) -> tuple[list[list[float]], list[Problem]]:
-    """The feature rows of one request body (in feature order), or its problems."""
+    """The encoded feature rows of one request body (in feature order), or its problems."""
+    rows, problems = valid_rows(body, features, max_batch_size)
+    encoded = [[_value(row.get(f["name"]), f) for f in features] for row in rows]
+    return encoded, problems
+
+
+def valid_rows(
+    body: Any, features: list[dict[str, Any]], max_batch_size: int
+) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """The raw feature objects of one request body, checked, or its problems (then no
+    rows): for a model that encodes raw values itself (``forward_raw``)."""
     if isinstance(body, dict) and "instances" in body:
         extra = sorted(set(body) - {"instances"})
         if extra:
@@ -156,7 +167,7 @@ def parse_rows(
     ]
     if problems:
         return [], problems
-    return [[_value(row.get(feature["name"]), feature) for feature in features] for row in rows], []
+    return list(rows), []
 
 
 def _value(value: Any, feature: dict[str, Any]) -> float:

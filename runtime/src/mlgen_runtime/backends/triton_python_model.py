@@ -15,17 +15,15 @@ or, for a model exported with preprocessing, one input per feature (``TYPE_FP32`
 for a null, or ``TYPE_STRING`` for a string category), each fed to the graph input of
 its name.
 
-Numeric tensors cross the stub boundary through DLPack (``np.from_dlpack`` and
-``pb_utils.Tensor.from_dlpack``): the stub's numpy conversion (``as_numpy`` and
-``pb_utils.Tensor(name, array)``) predates numpy 2 and computes wrong sizes with it.
-DLPack has no strings, so a ``TYPE_STRING`` input is read with ``as_numpy`` (an object
-array of ``bytes``, decoded as UTF-8 for ONNX Runtime). With numpy 2 the stub of the
-``nvidia-pytriton`` 0.5 build cannot read string tensors at all: it builds their byte
-buffer with a stride of 0 (every byte comes out as the first one) and fails in
-``deserialize_bytes_tensor`` while it builds the request's inputs, before
-:meth:`TritonPythonModel.execute` runs, so this twin serves string inputs only in an
-environment with numpy < 2. The deployed image's
-``onnxruntime`` backend reads them itself.
+The stub's numpy conversion (``as_numpy`` and ``pb_utils.Tensor(name, array)``) predates
+numpy 2: with numpy 2 it computes wrong sizes, so numeric tensors then cross the stub
+boundary through DLPack (``np.from_dlpack`` and ``pb_utils.Tensor.from_dlpack``), and it
+cannot read string tensors at all (it builds their byte buffer with a stride of 0 and
+fails in ``deserialize_bytes_tensor`` before :meth:`TritonPythonModel.execute` runs;
+DLPack has no strings). With numpy 1 (the Triton plugin's dev dependencies pin
+``numpy<2`` for this) every tensor goes through ``as_numpy``, and a ``TYPE_STRING``
+input arrives as an object array of ``bytes``, decoded as UTF-8 for ONNX Runtime. The
+deployed image's ``onnxruntime`` backend reads them itself.
 """
 
 from __future__ import annotations
@@ -40,6 +38,8 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 MODEL_FILENAME = "model.onnx"
+NUMPY_2 = int(np.__version__.split(".", 1)[0]) >= 2
+"""Whether the stub's numpy conversion is unusable (numeric tensors then go by DLPack)."""
 
 
 def _ignore_consumed_capsules(hook: Any) -> Any:
@@ -57,12 +57,18 @@ def _ignore_consumed_capsules(hook: Any) -> Any:
 def _read(tensor: Any, string: bool) -> np.ndarray:
     """An input tensor as ONNX Runtime takes it: ``float32``, or ``str`` objects."""
     if not string:
-        return np.ascontiguousarray(np.from_dlpack(tensor), dtype=np.float32)
+        values = np.from_dlpack(tensor) if NUMPY_2 else tensor.as_numpy()
+        return np.ascontiguousarray(values, dtype=np.float32)
     values = tensor.as_numpy()
     decoded = [
         v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values.reshape(-1)
     ]
     return np.array(decoded, dtype=object).reshape(values.shape)
+
+
+def _tensor(name: str, values: np.ndarray) -> Any:
+    """An output tensor, built the way the stub handles with this numpy."""
+    return pb_utils.Tensor.from_dlpack(name, values) if NUMPY_2 else pb_utils.Tensor(name, values)
 
 
 class TritonPythonModel:
@@ -95,7 +101,7 @@ class TritonPythonModel:
                 }
                 results = self.session.run(self.output_names, feeds)
                 tensors = [
-                    pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(result))
+                    _tensor(name, np.ascontiguousarray(result))
                     for name, result in zip(self.output_names, results, strict=True)
                 ]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
