@@ -67,12 +67,13 @@ CASES = [
         ("penguins", "tfserving", "tensorflow"),
         ("penguins", "rayserve", "sklearn"),
         ("breast-cancer", "triton", "sklearn"),
+        ("penguins", "triton", "sklearn"),
     ]
 ]
 """(table, serving backend, model framework): every table on the default backend, breast
 cancer on each framework and on the backends that serve the other exports, and the
-strings and nulls of penguins through the SavedModel and TorchScript preprocessing and
-through Ray Serve."""
+strings and nulls of penguins through the SavedModel and TorchScript preprocessing, on
+Ray Serve and as Triton's BYTES inputs."""
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -17,6 +17,7 @@ repository from both. ``mlgen check`` validates the config with Triton's own
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -84,10 +85,6 @@ DEV_DEPENDENCIES = (
     # A tritonserver binary (python backend only, CPU) for the local end-to-end tests.
     # Linux wheels only; 0.5.x is the newest line (stubs for Python 3.8 to 3.12).
     "nvidia-pytriton>=0.5.7,<0.6; sys_platform == 'linux'",
-    # Its python-backend stub reads string (BYTES) tensors only with numpy 1; the local
-    # twin of the model runs on this environment's numpy. The deployed image runs no
-    # Python (Triton's onnxruntime backend), so only the dev environment is pinned.
-    "numpy>=1.26,<2; sys_platform == 'linux'",
 )
 
 
@@ -146,6 +143,8 @@ GPU_BACKEND = _backend(
 )
 BACKENDS = (BACKEND, GPU_BACKEND)
 BACKEND_NAMES = frozenset(backend.name for backend in BACKENDS)
+PREPARED_MARKER = "triton-models/.mlgen-complete"
+"""What ``triton_local.prepare_model_environment`` leaves when it completed."""
 
 
 @mlgen.hookimpl
@@ -153,6 +152,29 @@ def mlgen_register_backends(register: Callable[[mlgen.Backend], None]) -> None:
     """Register the Triton backends (CPU and one-GPU)."""
     for backend in BACKENDS:
         register(backend)
+
+
+@mlgen.hookimpl
+def mlgen_prepare_environment(environment: Path, answers: Mapping[str, Any]) -> None:
+    """Give the local tritonserver its models' environment (numpy 1, which its
+    python-backend stub reads string tensors with; see
+    ``mlgen_runtime.backends.triton_local``), once per environment that has the server."""
+    if answers.get("serving_backend") not in BACKEND_NAMES:
+        return
+    python = environment / "bin" / "python"
+    site = list((environment / "lib").glob("python3*/site-packages/pytriton"))
+    if not python.exists() or not site or (environment / PREPARED_MARKER).is_file():
+        return
+    result = subprocess.run(
+        [str(python), "-m", "mlgen_runtime.backends.triton_local", "prepare"],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            "preparing the local tritonserver's models' environment failed: "
+            + (result.stderr or result.stdout).strip()
+        )
 
 
 @mlgen.hookimpl

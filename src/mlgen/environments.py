@@ -98,6 +98,8 @@ def shared_environment(
     from the checkout's ``runtime/`` when there is one (:mod:`mlgen.runtime_dist`): the
     environment is keyed by the runtime's declared dependencies too, and a changed
     runtime source is reinstalled into it (without its dependencies) on the next call.
+    The plugins' ``mlgen_prepare_environment`` hook runs on it at every call (before it
+    is marked complete when it is built).
     """
     python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
     requirements = sorted(
@@ -116,6 +118,7 @@ def shared_environment(
         fcntl.flock(lock, fcntl.LOCK_EX)
         uv = uv_binary()
         interpreter = str(python_in(environment))
+        built = False
         if not (environment / _COMPLETE_MARKER).is_file():
             shutil.rmtree(environment, ignore_errors=True)
             label = f"environment {environment.name}"
@@ -129,6 +132,7 @@ def shared_environment(
             with live_status.step(f"{label}: preparing (plugins' mlgen_prepare_environment)"):
                 prepare_environment(environment, repo)
             (environment / _COMPLETE_MARKER).write_text("\n".join(requirements) + "\n")
+            built = True
         if needs_runtime:
             # The runtime of this checkout, or the wheel handed over by find-links: a
             # changed build of the same version replaces the installed one.
@@ -153,6 +157,8 @@ def shared_environment(
                     ]
                 )
                 marker.write_text(wheel.name + wheel.parent.name, encoding="utf-8")
+        if not built:  # a preparation a plugin (or this runtime) gained since the build
+            prepare_environment(environment, repo)
     return environment
 
 
@@ -255,6 +261,6 @@ def repo_environment(repo: Path) -> Path:
     elif python_in(local).is_file():
         environment = local
     else:
-        return shared_environment(repo)  # prepared when it was built
+        return shared_environment(repo)  # prepared there
     prepare_environment(environment, repo)
     return environment

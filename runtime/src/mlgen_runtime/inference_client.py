@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 import time
 import urllib.error
@@ -319,7 +320,10 @@ def _tensor(spec: Mapping[str, Any], values: np.ndarray) -> dict[str, Any]:
 
 def _raw_tensor(spec: Mapping[str, Any], values: Sequence[Any]) -> dict[str, Any]:
     """One JSON input tensor of raw values: strings for ``BYTES`` (``""`` for a null),
-    numbers or ``null`` for the others (integers for an integer datatype)."""
+    numbers for the others (integers for an integer datatype, NaN for a null float:
+    the protocol has no null, and Triton's parser refuses JSON ``null`` in a number
+    tensor). Its shape is ``[n, 1]`` where the metadata's has two dimensions
+    (Triton's ``dims: [ 1 ]`` with a batch dimension), else ``[n]``."""
     datatype = spec["datatype"]
     data: list[Any]
     if datatype == "BYTES":
@@ -327,8 +331,9 @@ def _raw_tensor(spec: Mapping[str, Any], values: Sequence[Any]) -> dict[str, Any
     elif datatype.startswith(("INT", "UINT")):
         data = [None if _null(value) else int(value) for value in values]
     else:
-        data = [None if _null(value) else float(value) for value in values]
-    return {"name": spec["name"], "shape": [len(data)], "datatype": datatype, "data": data}
+        data = [math.nan if _null(value) else float(value) for value in values]
+    shape = [len(data), 1] if len(spec.get("shape", ())) == 2 else [len(data)]
+    return {"name": spec["name"], "shape": shape, "datatype": datatype, "data": data}
 
 
 def _null(value: Any) -> bool:

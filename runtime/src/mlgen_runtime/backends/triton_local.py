@@ -17,22 +17,29 @@ Usage::
 :func:`find_distribution` raises :class:`ServerUnavailable` (with the reason) when no
 tritonserver can run here; callers fall back or skip.
 
-Two facts of that build handled here: the python-backend stub embeds libpython
+Facts of that build handled here: the python-backend stub embeds libpython
 (``LD_LIBRARY_PATH`` gets this interpreter's library folder) and starts the first
-``python3`` on ``PATH`` in isolated mode (this environment's ``bin`` goes first, so the
-model sees this environment's numpy and onnxruntime).
+``python3`` on ``PATH`` in isolated mode, so the model sees that environment's numpy and
+onnxruntime. The stub reads string (``BYTES``) tensors only with numpy 1, while this
+environment may need numpy 2 (Feast does): :func:`prepare_model_environment` (``python -m
+mlgen_runtime.backends.triton_local prepare``) builds, once, a small environment with
+:data:`MODEL_REQUIREMENTS` inside this one (:func:`model_environment`), whose ``bin``
+then goes first on the server's ``PATH``; without it this environment's ``bin`` does,
+and numeric tensors still work.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +49,11 @@ from mlgen_runtime import process
 HOST = process.HOST
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
+MODEL_ENVIRONMENT = "triton-models"
+"""The folder, inside the active environment, of the models' own environment."""
+MODEL_REQUIREMENTS = ("numpy>=1.26,<2", "onnxruntime>=1.18")
+"""What the python-backend twin imports, with the numpy its stub reads strings with."""
+_COMPLETE = ".mlgen-complete"
 ServerError = process.ServerError
 """The tritonserver started but exited or did not get ready (the message ends with its log)."""
 
@@ -135,11 +147,53 @@ def _backends_folder(distribution: TritonDistribution, workdir: Path) -> Path:
     return backends
 
 
+def model_environment(prefix: Path | None = None) -> Path:
+    """Where the models' environment of the active environment (or ``prefix``) is."""
+    return Path(prefix or sys.prefix) / MODEL_ENVIRONMENT
+
+
+def has_model_environment(prefix: Path | None = None) -> bool:
+    """Whether :func:`prepare_model_environment` completed for this environment."""
+    return (model_environment(prefix) / _COMPLETE).is_file()
+
+
+def prepare_model_environment(prefix: Path | None = None) -> Path:
+    """Build the models' environment once (``venv`` and ``pip``, from the package index
+    pip is configured with) and return it; quick when it is complete.
+
+    Raises:
+        RuntimeError: ``venv`` or ``pip`` failed (the message ends with their output).
+    """
+    target = model_environment(prefix)
+    if has_model_environment(prefix):
+        return target
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    python = partial / "bin" / "python"
+    for command in (
+        [sys.executable, "-m", "venv", str(partial)],
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         *MODEL_REQUIREMENTS],
+    ):  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
+            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"{' '.join(command[:4])} failed: {' | '.join(tail)}")
+    (partial / _COMPLETE).write_text("\n".join(MODEL_REQUIREMENTS) + "\n", encoding="utf-8")
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return target
+
+
 def _environment(distribution: TritonDistribution) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key != "PYTHONHOME"}
     libraries = [str(folder) for folder in distribution.library_dirs]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [*libraries, env.get("LD_LIBRARY_PATH")]))
-    env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")]))
+    first = [str(Path(sys.executable).parent)]
+    if has_model_environment():
+        first.insert(0, str(model_environment() / "bin"))
+    env["PATH"] = os.pathsep.join(filter(None, [*first, env.get("PATH")]))
     return env
 
 
@@ -205,3 +259,21 @@ def running(repository: Path, timeout: float = READY_TIMEOUT_SECONDS) -> Iterato
             select=is_error_line,
         ):
             yield server
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mlgen_runtime.backends.triton_local prepare``: build the models'
+    environment of the active one (see :func:`prepare_model_environment`)."""
+    parser = argparse.ArgumentParser(prog="python -m mlgen_runtime.backends.triton_local")
+    parser.add_argument("command", choices=["prepare"])
+    parser.parse_args(argv)
+    try:
+        print(prepare_model_environment())
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
