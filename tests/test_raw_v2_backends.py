@@ -20,8 +20,9 @@ unknown island, nulls) and a batch of 64 rows of the table.
 
 The local tritonserver is also checked with a schema of nullable numbers only (one
 ``FP32`` input per feature, NaN a null): its twin feeds each input to the graph by name.
-Its python-backend stub reads string tensors only with numpy 1, which the Triton
-plugin's dev dependencies pin.
+Its python-backend stub reads string tensors only with numpy 1: the models run in the
+side environment the Triton plugin's ``mlgen_prepare_environment`` hook builds
+(``triton_local.prepare_model_environment``).
 """
 
 from __future__ import annotations

@@ -133,3 +133,27 @@ def test_parquet_windows_of_strings(profile: drift.ReferenceProfile, tmp_path: P
     assert (
         drift.detect_drift(read, profile).to_dict() == drift.detect_drift(window, profile).to_dict()
     )
+
+
+def test_a_coded_window_with_nulls_reads_as_its_codes(
+    profile: drift.ReferenceProfile, tmp_path: Path
+) -> None:
+    """Codes beside nulls (an object column: ``[0.0, 2.0, None]``) stay codes, as an
+    all-numeric column does, whatever the file format."""
+    from mlgen_runtime.drift._columns import level_codes
+
+    labels = ["Biscoe", "Dream", "Torgersen", "other"]
+    codes = level_codes(np.array([0.0, 2, None, "Dream", "Mars"], dtype=object), labels)
+    np.testing.assert_array_equal(codes, [0.0, 2.0, np.nan, 1.0, 3.0])
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    coded = PREPROCESSING.codes(table(1_000, seed=9))
+    path = tmp_path / "coded.parquet"
+    columns = {name: pa.array(coded[:, i], from_pandas=True) for i, name in enumerate(NAMES)}
+    pq.write_table(pa.table(columns), path)  # from_pandas: NaN is written as a null
+    read = drift.read_window(path, NAMES, {"island": labels})
+    np.testing.assert_array_equal(read["island"], coded[:, 0])
+    assert (
+        drift.detect_drift(read, profile).to_dict() == drift.detect_drift(coded, profile).to_dict()
+    )

@@ -68,8 +68,9 @@ def mlgen_prepare_environment(environment: Path, repo: Path, answers: Mapping[st
     Called by mlgen whenever it hands an environment to checks, the contract suite or
     tests (:func:`mlgen.environments.repo_environment`, and
     :func:`~mlgen.environments.shared_environment` each time it hands one out: right
-    after building one, before it is marked complete, and again on later calls), with the environment's root folder (its interpreter is
-    ``environment / "bin" / "python"``), the repository and its recorded answers. Use it
+    after building one, before it is marked complete, and again on later calls), with
+    the environment's root folder (its interpreter is ``environment / "bin" /
+    "python"``), the repository and its recorded answers. Use it
     for what installing requirements does not do: compile a runtime's bytecode, write a
     configuration file the runtime reads. It may be called again for the same
     environment, so it must be idempotent and quick when there is nothing to do. A

@@ -20,8 +20,9 @@ numpy 2: with numpy 2 it computes wrong sizes, so numeric tensors then cross the
 boundary through DLPack (``np.from_dlpack`` and ``pb_utils.Tensor.from_dlpack``), and it
 cannot read string tensors at all (it builds their byte buffer with a stride of 0 and
 fails in ``deserialize_bytes_tensor`` before :meth:`TritonPythonModel.execute` runs;
-DLPack has no strings). With numpy 1 (the Triton plugin's dev dependencies pin
-``numpy<2`` for this) every tensor goes through ``as_numpy``, and a ``TYPE_STRING``
+DLPack has no strings). With numpy 1 (the side environment
+:func:`mlgen_runtime.backends.triton_local.prepare_model_environment` builds) every
+tensor goes through ``as_numpy``, and a ``TYPE_STRING``
 input arrives as an object array of ``bytes``, decoded as UTF-8 for ONNX Runtime. The
 deployed image's ``onnxruntime`` backend reads them itself.
 """

@@ -75,7 +75,8 @@ def level_codes(column: Any, labels: Sequence[str]) -> np.ndarray:
     """A string category's column as ``float64`` codes: a level's index in ``labels``,
     NaN for a null (None, NaN, an empty or ``NA`` cell), ``labels.index("other")`` for
     another value (``-1`` without an ``"other"`` level: it counts as unseen). A numeric
-    column is taken as codes already."""
+    column, or a number among nulls (a coded column with missing values), is taken as
+    codes already."""
     if hasattr(column, "to_numpy"):
         column = column.to_numpy(dtype=object)
     values = np.asarray(column)
@@ -93,6 +94,10 @@ def level_codes(column: Any, labels: Sequence[str]) -> np.ndarray:
             return np.nan if value.strip().lower() in MISSING_TOKENS else other
         if type(value).__name__ in ("NAType", "NaTType"):
             return np.nan
+        if isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+            value, bool | np.bool_
+        ):
+            return float(value)  # a code already, as in an all-numeric column
         return index.get(str(value), other)
 
     return np.fromiter((code(v) for v in values.reshape(-1)), dtype=np.float64, count=values.size)
