@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from serving_support import SCHEMA, model_file, rows, write_model
 
 from mlgen_runtime.serving import Experiment, create_app
 from mlgen_runtime.serving.app import require_json
+from mlgen_runtime.serving.v2_tensors import input_specs
 
 ROW = SCHEMA.example_row()
 JSON_TYPE = {"Content-Type": "application/json"}
@@ -101,3 +103,96 @@ def test_chunked_bodies_take_the_fast_path_too(model_path: Path) -> None:
     with TestClient(app_for(model_path, True)) as client:
         response = client.post("/predict", content=iter([body[:5], body[5:]]), headers=JSON_TYPE)
     assert response.status_code == 200, response.text
+
+
+DATATYPES = {spec.as_json()["name"]: spec.as_json()["datatype"] for spec in input_specs(SCHEMA)}
+
+
+def _v2_tensors(count: int) -> list[dict[str, object]]:
+    batch = rows(count)
+    return [
+        {
+            "name": name,
+            "datatype": DATATYPES[name],
+            "shape": [count],
+            "data": [r[name] for r in batch],
+        }
+        for name in SCHEMA.names
+    ]
+
+
+_PACKED = b"".join(  # the binary extension: each tensor's bytes, in input order (two rows)
+    struct.pack("<q", int(row[name]))
+    if DATATYPES[name] == "INT64"
+    else struct.pack("<f", row[name])
+    for name in SCHEMA.names
+    for row in rows(2)
+)
+V2_REQUESTS: dict[str, tuple[bytes, dict[str, str]]] = {
+    "json": (json.dumps({"id": "a", "inputs": _v2_tensors(3)}).encode(), JSON_TYPE),
+    "user": (
+        json.dumps({"inputs": _v2_tensors(1), "parameters": {"user_id": "u-1"}}).encode(),
+        JSON_TYPE,
+    ),
+    "binary output": (
+        json.dumps({"inputs": _v2_tensors(2), "parameters": {"binary_data_output": True}}).encode(),
+        JSON_TYPE,
+    ),
+    "wrong datatype": (
+        json.dumps({"inputs": [{**_v2_tensors(1)[0], "datatype": "BYTES"}]}).encode(),
+        JSON_TYPE,
+    ),
+    "unknown input": (
+        json.dumps({"inputs": [*_v2_tensors(1), {**_v2_tensors(1)[0], "name": "x"}]}).encode(),
+        JSON_TYPE,
+    ),
+    "too many rows": (json.dumps({"inputs": _v2_tensors(5)}).encode(), JSON_TYPE),
+    "not json": (b"{nope", JSON_TYPE),
+    "oversized": (json.dumps({"inputs": _v2_tensors(1)}).encode() + b" " * 4096, JSON_TYPE),
+}
+
+
+def test_v2_infer_answers_as_the_route_does(model_path: Path) -> None:
+    """The middleware answers ``POST /v2/models/{name}/infer`` with the route's own
+    answers: results, binary outputs, errors, and the request metrics."""
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": name,
+                    "datatype": DATATYPES[name],
+                    "shape": [2],
+                    "parameters": {"binary_data_size": 16 if DATATYPES[name] == "INT64" else 8},
+                }
+                for name in SCHEMA.names
+            ]
+        }
+    ).encode()
+    requests = {
+        **V2_REQUESTS,
+        "binary input": (header + _PACKED, {"Inference-Header-Content-Length": str(len(header))}),
+    }
+    fast, plain = app_for(model_path, True), app_for(model_path, False)
+    with TestClient(fast) as fast_client, TestClient(plain) as plain_client:
+        path = f"/v2/models/{fast.title}/infer"
+        statuses = {}
+        for case, (body, headers) in requests.items():
+            via_fast = fast_client.post(path, content=body, headers=headers)
+            via_route = plain_client.post(path, content=body, headers=headers)
+            assert via_fast.status_code == via_route.status_code, case
+            assert via_fast.content == via_route.content, case
+            assert via_fast.headers["content-type"] == via_route.headers["content-type"], case
+            assert via_fast.headers.get("inference-header-content-length") == (
+                via_route.headers.get("inference-header-content-length")
+            ), case
+            statuses[case] = via_fast.status_code
+        fast_metrics = fast_client.get("/metrics").text.splitlines()
+        plain_metrics = plain_client.get("/metrics").text.splitlines()
+    assert statuses == {
+        **dict.fromkeys(["json", "user", "binary output", "binary input"], 200),
+        **dict.fromkeys(["wrong datatype", "unknown input", "too many rows", "not json"], 400),
+        "oversized": 413,
+    }
+    counted = [line for line in plain_metrics if line.startswith("model_requests_total{")]
+    assert any("/infer" in line for line in counted)
+    assert all(line in fast_metrics for line in counted)

@@ -281,7 +281,7 @@ def create_app(
         """Prometheus metrics of this app."""
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    v2_paths = add_v2_routes(
+    v2 = add_v2_routes(
         app,
         name=title,
         schema=schema,
@@ -297,9 +297,10 @@ def create_app(
         max_body_bytes=max_body_bytes,
         predictor=predictor,
         request_model=PredictRequest,
-        endpoints={route.path for route in app.routes if hasattr(route, "path")} | v2_paths,
+        endpoints={route.path for route in app.routes if hasattr(route, "path")} | v2.paths,
         fast_path=fast_path,
         faults=faults,
+        v2=v2.inference,
     )
     if faults is not None:
         logger.warning("%s TEST-ONLY fault injection ON: %s", title, faults)

@@ -12,7 +12,10 @@
   :meth:`~mlgen_runtime.serving.predictor.Predictor.answer` the route calls. FastAPI's
   routing, dependency and body machinery cost more per request than a small model does.
   Every other request, refused ones included, goes on to the FastAPI route with its body
-  replayed, so the route alone decides every error answer.
+  replayed, so the route alone decides every error answer;
+* answers ``POST /v2/models/{name}/infer`` itself too, with the same
+  :meth:`~mlgen_runtime.serving.v2.Inference.answer` the v2 route calls (errors included:
+  that method builds every answer of the route, the protocol's error objects too).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from pydantic import RootModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,6 +33,9 @@ from mlgen_runtime.serving.faults import Faults
 from mlgen_runtime.serving.metrics import ServingMetrics
 from mlgen_runtime.serving.models import MAX_USER_ID_LENGTH
 from mlgen_runtime.serving.predictor import INTERNAL_ERROR, Predictor, error_body
+
+if TYPE_CHECKING:
+    from mlgen_runtime.serving.v2 import Inference
 
 logger = logging.getLogger("uvicorn.error")
 VARIANT_KEY = "mlgen_runtime.variant"
@@ -82,13 +89,27 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of the (lower-case) header ``name``, or ``None``."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 async def _send_json(send: Send, status: int, body: bytes, close: bool = False) -> None:
+    extra = {"connection": "close"} if close else {}  # the rest of a large body is unread
+    await _send(send, status, body, "application/json", extra)
+
+
+async def _send(
+    send: Send, status: int, body: bytes, media_type: str, extra: dict[str, str]
+) -> None:
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", media_type.encode("latin-1")),
         (b"content-length", str(len(body)).encode()),
+        *((key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in extra.items()),
     ]
-    if close:  # the rest of an oversized body is not read
-        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -105,6 +126,8 @@ class ServingMiddleware:
         endpoints: the paths counted under their own name (others count as ``other``).
         fast_path: answer valid predictions here (off: every request goes to FastAPI).
         faults: TEST-ONLY latency and errors for prediction requests (:mod:`.faults`).
+        v2: the model's v2 inference, whose unversioned ``infer`` path is answered here
+            too (with ``fast_path``).
     """
 
     def __init__(
@@ -117,8 +140,11 @@ class ServingMiddleware:
         endpoints: Collection[str],
         fast_path: bool = True,
         faults: Faults | None = None,
+        v2: Inference | None = None,
     ) -> None:
         self.app = app
+        self.v2 = v2 if fast_path else None
+        self.v2_path = None if self.v2 is None else self.v2.path
         self.faults = faults
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -151,6 +177,14 @@ class ServingMiddleware:
             method = scope["method"]
             if length is not None and length > self.max_body_bytes:
                 await _send_json(send_and_record_status, 413, self.too_large, close=True)
+            elif path == self.v2_path and method == "POST" and self.v2 is not None:
+                body = await self._read_body(receive)
+                if body is None:
+                    await _send_json(send_and_record_status, 413, self.too_large, close=True)
+                    return
+                inferred = self.v2.answer(body, _header(scope, b"inference-header-content-length"))
+                status, variant = inferred.status, inferred.variant or NO_VARIANT
+                await _send(send, status, inferred.body, inferred.media_type, inferred.headers)
             elif (path == PREDICT_PATH and method == "POST") or (
                 length is None and method not in ("GET", "HEAD")
             ):

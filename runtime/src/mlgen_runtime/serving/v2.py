@@ -20,6 +20,7 @@ input), 404 for another model or version, 503 while a model is not loaded.
 # No ``from __future__ import annotations``: FastAPI reads the routes' annotations.
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -146,6 +147,127 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+@dataclass(frozen=True)
+class InferAnswer:
+    """The answer to one ``infer`` request: status, body, content type, headers, and
+    the variant that answered (``None`` when no model was called)."""
+
+    status: int
+    body: bytes
+    media_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    variant: str | None = None
+
+    def response(self) -> Response:
+        """The answer as a Starlette response (for the route)."""
+        return Response(
+            self.body, status_code=self.status, media_type=self.media_type, headers=self.headers
+        )
+
+
+def _error_answer(status: int, message: str) -> InferAnswer:
+    return InferAnswer(status, json.dumps({"error": message}).encode())
+
+
+class Inference:
+    """Answers the ``infer`` requests of one served model, from the raw body: the route
+    and the serving middleware's fast path (:mod:`.fast_path`, which spares a request
+    FastAPI's routing) call the same :meth:`answer`.
+
+    Args:
+        name: the model's name in the URLs.
+        control: the control model (its version is the model's).
+        reader: reads the request's tensors into feature columns.
+        predictor: answers predictions, as for ``/predict``.
+        decision_threshold: a probability at or above it is label 1.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        control: ServedModel,
+        reader: InputReader,
+        predictor: Predictor,
+        decision_threshold: float,
+    ) -> None:
+        self.name = name
+        self.control = control
+        self.reader = reader
+        self.predictor = predictor
+        self.decision_threshold = decision_threshold
+        self.path = f"/v2/models/{name}/infer"
+        """The unversioned path of this model's infer route."""
+
+    def unknown(self, model_name: str, version: str | None) -> str | None:
+        """Why a path naming ``model_name`` and ``version`` is a 404 (``None``: it is not)."""
+        if model_name != self.name:
+            return f"unknown model {model_name!r}: this server serves {self.name!r}"
+        if version is not None and version != self.control.version:
+            return (
+                f"model {self.name!r} has no version {version!r} "
+                f"(it serves {self.control.version!r})"
+            )
+        return None
+
+    def answer(self, body: bytes, header_length: str | None) -> InferAnswer:
+        """Predict the batch of named tensors of a request ``body`` (see the module
+        docstring); every error is the protocol's error object."""
+        try:
+            header, binary = _split(body, header_length)
+            payload = InferenceRequest.model_validate_json(header)
+        except TensorError as error:
+            return _error_answer(400, str(error))
+        except ValidationError as error:
+            return _error_answer(400, _first_problem(error))
+        parameters = payload.parameters or {}
+        user_id = parameters.get("user_id")
+        try:
+            if user_id is not None and not isinstance(user_id, str):
+                raise TensorError("parameters.user_id must be a string")
+            features = self.reader.read(payload.inputs, binary)
+            outcome = self.predictor.predict(features, user_id)
+            if outcome.status != 200:
+                refused = _error_answer(outcome.status, outcome.error)
+                return InferAnswer(refused.status, refused.body, variant=outcome.variant)
+            outputs, chunks = encode_outputs(
+                outcome.probabilities,
+                self.decision_threshold,
+                payload.outputs,
+                binary=bool(parameters.get("binary_data_output", False)),
+            )
+        except TensorError as error:
+            return _error_answer(400, str(error))
+        answer: dict[str, Any] = {
+            "model_name": self.name,
+            "model_version": outcome.version,
+            "outputs": outputs,
+            "parameters": {"variant": outcome.variant},
+        }
+        if payload.id is not None:
+            answer["id"] = payload.id
+        # Built here in the shape of InferenceResponse (the documented model): validating
+        # it again on every request would cost more than the model call.
+        encoded = json.dumps(answer, separators=(",", ":")).encode()
+        if not chunks:
+            return InferAnswer(200, encoded, variant=outcome.variant)
+        return InferAnswer(
+            200,
+            b"".join([encoded, *chunks]),
+            media_type="application/octet-stream",
+            headers={HEADER_LENGTH: str(len(encoded))},
+            variant=outcome.variant,
+        )
+
+
+@dataclass(frozen=True)
+class V2Routes:
+    """What :func:`add_v2_routes` added: the concrete paths of this model's routes (for
+    request metrics, which count paths, not route templates) and its :class:`Inference`."""
+
+    paths: set[str]
+    inference: Inference
+
+
 def add_v2_routes(
     app: FastAPI,
     *,
@@ -156,9 +278,8 @@ def add_v2_routes(
     decision_threshold: float,
     max_batch_size: int,
     server_version: str,
-) -> set[str]:
-    """Add the v2 routes to ``app``; return the concrete paths of this model's routes
-    (for request metrics, which count paths, not route templates).
+) -> V2Routes:
+    """Add the v2 routes to ``app``; return their paths and the model's :class:`Inference`.
 
     Args:
         app: the service.
@@ -171,7 +292,9 @@ def add_v2_routes(
         server_version: the version in the server metadata.
     """
     control = models[CONTROL]
-    reader = InputReader(schema, max_batch_size)
+    inference = Inference(
+        name, control, InputReader(schema, max_batch_size), predictor, decision_threshold
+    )
     metadata = {
         "platform": PLATFORM,
         "inputs": [spec.as_json() for spec in input_specs(schema)],
@@ -180,13 +303,8 @@ def add_v2_routes(
 
     def unknown(model_name: str, version: str | None) -> JSONResponse | None:
         """The 404 of a path naming another model, or a version not served."""
-        if model_name != name:
-            return _error(404, f"unknown model {model_name!r}: this server serves {name!r}")
-        if version is not None and version != control.version:
-            return _error(
-                404, f"model {name!r} has no version {version!r} (it serves {control.version!r})"
-            )
-        return None
+        reason = inference.unknown(model_name, version)
+        return None if reason is None else _error(404, reason)
 
     @app.get("/v2", response_model=ServerMetadata, tags=["v2"])
     async def server_metadata() -> dict[str, Any]:
@@ -230,50 +348,10 @@ def add_v2_routes(
         refused = unknown(model_name, version)
         if refused is not None:
             return refused
-        body = await request.body()
-        try:
-            header, binary = _split(body, request.headers.get(HEADER_LENGTH))
-            payload = InferenceRequest.model_validate_json(header)
-        except TensorError as error:
-            return _error(400, str(error))
-        except ValidationError as error:
-            return _error(400, _first_problem(error))
-        parameters = payload.parameters or {}
-        user_id = parameters.get("user_id")
-        try:
-            if user_id is not None and not isinstance(user_id, str):
-                raise TensorError("parameters.user_id must be a string")
-            features = reader.read(payload.inputs, binary)
-            outcome = predictor.predict(features, user_id)
-            request.scope[VARIANT_KEY] = outcome.variant
-            if outcome.status != 200:
-                return _error(outcome.status, outcome.error)
-            outputs, chunks = encode_outputs(
-                outcome.probabilities,
-                decision_threshold,
-                payload.outputs,
-                binary=bool(parameters.get("binary_data_output", False)),
-            )
-        except TensorError as error:
-            return _error(400, str(error))
-        answer: dict[str, Any] = {
-            "model_name": name,
-            "model_version": outcome.version,
-            "outputs": outputs,
-            "parameters": {"variant": outcome.variant},
-        }
-        if payload.id is not None:
-            answer["id"] = payload.id
-        # Built here in the shape of InferenceResponse (the documented model): validating
-        # it again on every request would cost more than the model call.
-        encoded = json.dumps(answer, separators=(",", ":")).encode()
-        if not chunks:
-            return Response(encoded, media_type="application/json")
-        return Response(
-            b"".join([encoded, *chunks]),
-            media_type="application/octet-stream",
-            headers={HEADER_LENGTH: str(len(encoded))},
-        )
+        answer = inference.answer(await request.body(), request.headers.get(HEADER_LENGTH))
+        if answer.variant is not None:
+            request.scope[VARIANT_KEY] = answer.variant
+        return answer.response()
 
     # The same three routes with and without a version in the path.
     async def model_metadata(model_name: str) -> Any:
@@ -332,7 +410,8 @@ def add_v2_routes(
         app.add_api_route(f"{prefix}/infer", infer_route, methods=["POST"], include_in_schema=False)
     _name_path_parameters(app, name, control)
     model = f"/v2/models/{name}"
-    return {"/v2", "/v2/health/live", "/v2/health/ready", model, f"{model}/ready", f"{model}/infer"}
+    paths = {"/v2", "/v2/health/live", "/v2/health/ready", model, f"{model}/ready", inference.path}
+    return V2Routes(paths, inference)
 
 
 def _split(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
