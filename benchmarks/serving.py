@@ -33,7 +33,8 @@ alike, and the medians of the rounds are compared:
   on vs off (target: at most 5 % more);
 * the Open Inference Protocol route (``POST /v2/models/<name>/infer``, one JSON tensor
   per feature) vs ``POST /predict``, for one row and for 64-row batches, 8 connections
-  (reported; target >= 0.5x: the v2 route has no fast path in front of FastAPI).
+  (reported; target >= 0.5x: the runtime's fast path answers both, the v2 body has one
+  tensor per feature to read).
 
 Every wrk run must end without socket errors or non-2xx answers. Needs ``wrk``
 (``bash scripts/system-tools`` installs it). Run: ``python benchmarks/serving.py``.
