@@ -216,12 +216,17 @@ def test_accepted_answer_sets_pass_the_full_mlgen_check(
 
 
 SLOW_PLUGIN = """
+    import os
+    import pathlib
     import time
     import mlgen
 
     @mlgen.hookimpl
     def mlgen_contribute_files(answers):
-        time.sleep(float(answers.get("description", "x").count("slow")) * 30)
+        slow = answers.get("description", "x").count("slow")
+        if slow and os.environ.get("ACME_SLOW_STARTED"):  # say we are mid-render
+            pathlib.Path(os.environ["ACME_SLOW_STARTED"]).touch()
+        time.sleep(float(slow) * 30)
         return None
 """
 
@@ -230,16 +235,21 @@ def test_ctrl_c_during_generation_leaves_nothing(tmp_path: Path, plugin_site: Pa
     FakePlugin("acme-slow", "acme_slow_plugin", "slow", SLOW_PLUGIN).install(plugin_site)
     workdir = tmp_path / "work"
     workdir.mkdir()
+    started = tmp_path / "started"
     process = subprocess.Popen(
         [str(BIN / "mlgen"), "new", str(workdir / "repo"), "--defaults", "-d", "description=slow"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "ACME_SLOW_STARTED": str(started)},
+        # Ctrl-C as a terminal sends it: a test run in the background inherits SIGINT
+        # ignored, and Python then installs no KeyboardInterrupt handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.monotonic() + 60
-    while not any(workdir.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.1)  # wait until the staging folder exists: we are mid-render
-    time.sleep(1.0)
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # wait until the plugin's hook runs: the staging folder is full
+    assert any(workdir.iterdir()), "no staging folder mid-render"
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode != 0

@@ -12,8 +12,10 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 import yaml
@@ -51,6 +53,27 @@ def _wait_until(condition: object, limit: float) -> bool:
     return False
 
 
+class _Collected:
+    """A child's output stream read by a thread while the child runs."""
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        self.chunks: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.chunks.append(line)
+
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+    def join(self) -> str:
+        self.thread.join(timeout=30)
+        return self.text()
+
+
 def test_sigint_stops_a_fleet_run_leaving_each_repo_untouched_or_complete(
     tmp_path: Path, v1_repo: Path
 ) -> None:
@@ -76,12 +99,15 @@ def test_sigint_stops_a_fleet_run_leaving_each_repo_untouched_or_complete(
         text=True,
         start_new_session=True,  # its own process group: the signal reaches every worker
     )
-    time.sleep(1)
-    assert _wait_until(lambda: any(_commit_of(repo) == "v2" for repo in repos), 300)
+    streams = {"stdout": _Collected(process.stdout), "stderr": _Collected(process.stderr)}
+    # Once the first repository's progress line says it is updated (a repository whose
+    # answers already name v2 may still be mid-update, and be rolled back).
+    assert _wait_until(lambda: ": updated" in streams["stderr"].text(), 300)
     os.killpg(process.pid, signal.SIGINT)
     signalled = time.monotonic()
-    stdout, stderr = process.communicate(timeout=60)
+    process.wait(timeout=60)
     print(f"exit {time.monotonic() - signalled:.2f} s after SIGINT")
+    stdout, stderr = (collected.join() for collected in streams.values())
 
     assert process.returncode == 130, stdout + stderr
     lines = stdout.splitlines()
