@@ -98,8 +98,14 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _send_json(send: Send, status: int, body: bytes, close: bool = False) -> None:
-    extra = {"connection": "close"} if close else {}  # the rest of a large body is unread
-    await _send(send, status, body, "application/json", extra)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:  # the rest of an oversized body is not read
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send(
