@@ -143,10 +143,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
 @dataclass(frozen=True)
 class InferAnswer:
     """The answer to one ``infer`` request: status, body, content type, headers, and
@@ -166,7 +162,13 @@ class InferAnswer:
 
 
 def _error_answer(status: int, message: str) -> InferAnswer:
-    return InferAnswer(status, json.dumps({"error": message}).encode())
+    """The protocol's error object, encoded as every answer of these routes is."""
+    body = json.dumps({"error": message}, ensure_ascii=False, separators=(",", ":"))
+    return InferAnswer(status, body.encode())
+
+
+def _error(status: int, message: str) -> Response:
+    return _error_answer(status, message).response()
 
 
 class Inference:
@@ -301,7 +303,7 @@ def add_v2_routes(
         "outputs": [spec.as_json() for spec in output_specs()],
     }
 
-    def unknown(model_name: str, version: str | None) -> JSONResponse | None:
+    def unknown(model_name: str, version: str | None) -> Response | None:
         """The 404 of a path naming another model, or a version not served."""
         reason = inference.unknown(model_name, version)
         return None if reason is None else _error(404, reason)
@@ -335,7 +337,7 @@ def add_v2_routes(
         versions = [control.version] if control.version else []
         return {"name": name, "versions": versions, **metadata}
 
-    async def ready_of(model_name: str, version: str | None) -> JSONResponse:
+    async def ready_of(model_name: str, version: str | None) -> Response:
         """200 once the model is loaded, else 503."""
         refused = unknown(model_name, version)
         if refused is not None:
@@ -362,11 +364,11 @@ def add_v2_routes(
         """The metadata of one version of the model."""
         return await metadata_of(model_name, version)
 
-    async def model_ready(model_name: str) -> JSONResponse:
+    async def model_ready(model_name: str) -> Response:
         """200 once the model is loaded, else 503."""
         return await ready_of(model_name, None)
 
-    async def version_ready(model_name: str, version: str) -> JSONResponse:
+    async def version_ready(model_name: str, version: str) -> Response:
         """200 once this version is loaded, else 503."""
         return await ready_of(model_name, version)
 
